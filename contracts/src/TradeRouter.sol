@@ -1,0 +1,531 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+import {IAgentRegistry} from "./interfaces/IAgentRegistry.sol";
+import {IExecutionVenue} from "./interfaces/IExecutionVenue.sol";
+import {IPriceOracle} from "./interfaces/IPriceOracle.sol";
+import {ITokenRegistry} from "./interfaces/ITokenRegistry.sol";
+import {ITradeRouter} from "./interfaces/ITradeRouter.sol";
+import {IVault} from "./interfaces/IVault.sol";
+import {ExitLadder} from "./libraries/ExitLadder.sol";
+import {IntentHash} from "./libraries/IntentHash.sol";
+
+/// @title TradeRouter
+/// @notice Verifies agents' EIP-712 intents and trades a vault's capital through the execution venue;
+///         executes exit-ladder rules for anyone. See {ITradeRouter} for the rules and errors.
+/// @dev    What it does not do: it holds no funds (the vault does), prices nothing itself (the oracle
+///         and the venue do), and trusts the registries, oracle and venue its admin configured.
+///         Storage is packed so an open writes three fresh slots: the holding, its ladder hash and
+///         the position's owner record.
+contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, ReentrancyGuardTransient {
+    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    uint256 private constant BPS = 10_000;
+    uint256 private constant NONE = type(uint256).max;
+
+    IAgentRegistry public immutable agentRegistry;
+    ITokenRegistry public immutable tokenRegistry;
+    IPriceOracle public immutable oracle;
+    IExecutionVenue public immutable venue;
+    address public immutable usdc;
+
+    // Declared right after Pausable's flag so the three share one slot, read once per call.
+    uint48 private _positionCount;
+    uint32 private _maxPriceAge;
+
+    /// @dev Per agent, one slot: written once per intent.
+    struct AgentState {
+        uint40 nonce;
+        uint24 day;
+        uint64 turnoverToday;
+        int64 realizedPnlToday;
+        uint64 deployed;
+    }
+
+    /// @dev An open position, keyed by (agent, token) so the one-per-token rule is a single read.
+    struct Holding {
+        uint48 positionId;
+        uint128 size;
+        uint64 costBasis;
+        uint8 ruleCount;
+        uint8 firedMask;
+    }
+
+    /// @dev Who owns a position id; kept after the position closes.
+    struct PositionRef {
+        address token;
+        uint64 agentId;
+    }
+
+    /// @dev What one `executeExit` call fires against (memory only).
+    struct ExitContext {
+        address token;
+        uint256 agentId;
+        address vault;
+        uint256 price;
+        uint256 roundId;
+        uint256 scale;
+    }
+
+    mapping(uint256 agentId => AgentState) private _agents;
+    mapping(uint256 agentId => mapping(address token => Holding)) private _holdings;
+    mapping(uint256 positionId => bytes32) private _exitsHashes;
+    mapping(uint256 positionId => PositionRef) private _refs;
+
+    constructor(
+        address admin,
+        IAgentRegistry agentRegistry_,
+        ITokenRegistry tokenRegistry_,
+        IPriceOracle oracle_,
+        IExecutionVenue venue_,
+        address usdc_,
+        uint256 maxPriceAge_
+    ) EIP712("AlphaGrid TradeRouter", "1") {
+        agentRegistry = agentRegistry_;
+        tokenRegistry = tokenRegistry_;
+        oracle = oracle_;
+        venue = venue_;
+        usdc = usdc_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(OPERATOR_ROLE, admin);
+        _setMaxPriceAge(maxPriceAge_);
+    }
+
+    // ------------------------------------------------------------------ intents
+
+    /// @inheritdoc ITradeRouter
+    function openPosition(OpenPosition calldata intent, ExitRule[] calldata exits, bytes calldata signature)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (uint256 positionId)
+    {
+        bytes32 exitsHash = IntentHash.hash(exits);
+        if (exitsHash != intent.exitsHash) revert ExitsHashMismatch(exitsHash, intent.exitsHash);
+        (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
+            intent.agentId, intent.deadline, intent.nonce, IntentType.Open, IntentHash.hash(intent), signature
+        );
+        positionId = _open(intent, exits, agent, st);
+    }
+
+    function _open(
+        OpenPosition calldata intent,
+        ExitRule[] calldata exits,
+        IAgentRegistry.AgentConfig memory agent,
+        AgentState memory st
+    ) private returns (uint256 positionId) {
+        if (intent.vault != agent.vault) revert VaultMismatch(agent.vault, intent.vault);
+        address token = intent.token;
+        if (!tokenRegistry.isAllowed(agent.vaultId, token)) revert TokenNotAllowed(agent.vaultId, token);
+        uint256 existing = _holdings[intent.agentId][token].positionId;
+        if (existing != 0) revert PositionExists(intent.agentId, token, existing);
+        ExitLadder.validate(exits, agent.track);
+        _checkBuyLimits(agent, st, intent.usdcAmount);
+
+        (uint256 price, uint256 tokensOut) =
+            _buy(agent.vault, token, intent.usdcAmount, intent.minTokenOut, intent.maxSlippageBps);
+
+        positionId = ++_positionCount;
+        _holdings[intent.agentId][token] = Holding({
+            positionId: uint48(positionId),
+            size: _toUint128(tokensOut),
+            costBasis: uint64(intent.usdcAmount), // ≤ allocation, checked by _checkBuyLimits
+            ruleCount: uint8(exits.length),
+            firedMask: 0
+        });
+        _exitsHashes[positionId] = intent.exitsHash;
+        _refs[positionId] = PositionRef({token: token, agentId: uint64(intent.agentId)});
+        _agents[intent.agentId] = st;
+
+        emit PositionOpened(positionId, intent.agentId, token, intent.usdcAmount, tokensOut, price);
+        emit ExitLadderSet(positionId, intent.agentId, intent.exitsHash, exits);
+    }
+
+    /// @inheritdoc ITradeRouter
+    function addToPosition(AddToPosition calldata intent, bytes calldata signature)
+        external
+        nonReentrant
+        whenNotPaused
+    {
+        (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
+            intent.agentId, intent.deadline, intent.nonce, IntentType.Add, IntentHash.hash(intent), signature
+        );
+        (address token, Holding memory h) = _openHolding(intent.agentId, intent.positionId);
+        if (!tokenRegistry.isAllowed(agent.vaultId, token)) revert TokenNotAllowed(agent.vaultId, token);
+        _checkBuyLimits(agent, st, intent.usdcAmount);
+
+        (uint256 price, uint256 tokensOut) =
+            _buy(agent.vault, token, intent.usdcAmount, intent.minTokenOut, intent.maxSlippageBps);
+
+        h.size = _toUint128(h.size + tokensOut);
+        h.costBasis = _toUint64(h.costBasis + intent.usdcAmount);
+        _holdings[intent.agentId][token] = h;
+        _agents[intent.agentId] = st;
+
+        emit PositionIncreased(
+            intent.positionId, intent.agentId, intent.usdcAmount, tokensOut, price, h.size, h.costBasis
+        );
+    }
+
+    /// @inheritdoc ITradeRouter
+    function reducePosition(ReducePosition calldata intent, bytes calldata signature)
+        external
+        nonReentrant
+        whenNotPaused
+    {
+        (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
+            intent.agentId, intent.deadline, intent.nonce, IntentType.Reduce, IntentHash.hash(intent), signature
+        );
+        (address token, Holding memory h) = _openHolding(intent.agentId, intent.positionId);
+        if (intent.tokenAmount == 0) revert ZeroAmount();
+        if (intent.maxSlippageBps > BPS) revert InvalidSlippageBps(intent.maxSlippageBps);
+        // The size may have shrunk through a ladder exit since the agent signed: sell what is left.
+        uint256 tokensIn = Math.min(intent.tokenAmount, h.size);
+
+        uint256 price = _freshPrice(token);
+        uint256 usdcOut = _sell(agent.vault, token, tokensIn);
+        if (usdcOut < intent.minUsdcOut) revert MinOutputNotMet(usdcOut, intent.minUsdcOut);
+        if (usdcOut * _scale(token) * BPS < tokensIn * price * (BPS - intent.maxSlippageBps)) {
+            revert SlippageExceeded(tokensIn, usdcOut, price, intent.maxSlippageBps);
+        }
+
+        int256 pnl = _applySale(h, st, tokensIn, usdcOut);
+        st.turnoverToday = _saturatingAdd(st.turnoverToday, usdcOut);
+        _agents[intent.agentId] = st;
+        emit PositionReduced(intent.positionId, intent.agentId, tokensIn, usdcOut, price, pnl, h.size, h.costBasis);
+        _storeAfterSale(intent.agentId, token, h);
+    }
+
+    /// @inheritdoc ITradeRouter
+    function updateExitLadder(UpdateExitLadder calldata intent, ExitRule[] calldata exits, bytes calldata signature)
+        external
+        nonReentrant
+        whenNotPaused
+    {
+        bytes32 exitsHash = IntentHash.hash(exits);
+        if (exitsHash != intent.exitsHash) revert ExitsHashMismatch(exitsHash, intent.exitsHash);
+        (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
+            intent.agentId, intent.deadline, intent.nonce, IntentType.UpdateLadder, IntentHash.hash(intent), signature
+        );
+        (address token, Holding memory h) = _openHolding(intent.agentId, intent.positionId);
+        ExitLadder.validate(exits, agent.track);
+
+        h.ruleCount = uint8(exits.length);
+        h.firedMask = 0;
+        _holdings[intent.agentId][token] = h;
+        _exitsHashes[intent.positionId] = exitsHash;
+        _agents[intent.agentId] = st;
+
+        emit ExitLadderSet(intent.positionId, intent.agentId, exitsHash, exits);
+    }
+
+    // ------------------------------------------------------------------ exits
+
+    /// @inheritdoc ITradeRouter
+    function executeExit(uint256 positionId, ExitRule[] calldata exits)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (uint256 fired)
+    {
+        (ExitContext memory ctx, Holding memory h) = _loadExit(positionId, exits);
+        AgentState memory st = _agents[ctx.agentId];
+        _rollDay(st);
+        while (h.size != 0) {
+            uint256 value = Math.mulDiv(h.size, ctx.price, ctx.scale);
+            uint256 i = ExitLadder.firstTriggered(exits, h.firedMask, value, h.costBasis);
+            if (i == NONE) break;
+            _fireRule(ctx, h, st, exits[i].exitBps, i);
+            ++fired;
+        }
+        if (fired == 0) revert ExitNotTriggered(positionId, ctx.price);
+
+        _agents[ctx.agentId] = st;
+        _storeAfterSale(ctx.agentId, ctx.token, h);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc ITradeRouter
+    function nextNonce(uint256 agentId) external view returns (uint256) {
+        return _agents[agentId].nonce;
+    }
+
+    /// @inheritdoc ITradeRouter
+    function agentState(uint256 agentId) external view returns (AgentStateView memory) {
+        AgentState memory st = _agents[agentId];
+        _rollDay(st);
+        return AgentStateView({
+            nextNonce: st.nonce,
+            deployed: st.deployed,
+            day: st.day,
+            turnoverToday: st.turnoverToday,
+            realizedPnlToday: st.realizedPnlToday
+        });
+    }
+
+    /// @inheritdoc ITradeRouter
+    function position(uint256 positionId) external view returns (PositionView memory view_) {
+        PositionRef memory ref = _refs[positionId];
+        if (ref.token == address(0)) revert PositionNotFound(positionId);
+        view_.positionId = positionId;
+        view_.agentId = ref.agentId;
+        view_.token = ref.token;
+        Holding memory h = _holdings[ref.agentId][ref.token];
+        if (h.positionId == positionId) {
+            view_.open = true;
+            view_.size = h.size;
+            view_.costBasis = h.costBasis;
+            view_.exitsHash = _exitsHashes[positionId];
+            view_.ruleCount = h.ruleCount;
+            view_.firedMask = h.firedMask;
+        }
+    }
+
+    /// @inheritdoc ITradeRouter
+    function openPositionOf(uint256 agentId, address token) external view returns (uint256) {
+        return _holdings[agentId][token].positionId;
+    }
+
+    /// @inheritdoc ITradeRouter
+    function maxPriceAge() external view returns (uint256) {
+        return _maxPriceAge;
+    }
+
+    /// @inheritdoc ITradeRouter
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /// @inheritdoc ITradeRouter
+    function positionCount() external view returns (uint256) {
+        return _positionCount;
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    function setMaxPriceAge(uint256 maxPriceAge_) external onlyRole(OPERATOR_ROLE) {
+        _setMaxPriceAge(maxPriceAge_);
+    }
+
+    function pause() external onlyRole(OPERATOR_ROLE) {
+        _pause();
+    }
+
+    function unpause() external onlyRole(OPERATOR_ROLE) {
+        _unpause();
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    /// @dev The checklist every intent passes: agent, deadline, nonce, signature. Consumes the nonce
+    ///      in the returned state, which the caller stores once at the end.
+    function _authorize(
+        uint256 agentId,
+        uint256 deadline,
+        uint256 nonce,
+        IntentType kind,
+        bytes32 structHash,
+        bytes calldata signature
+    ) private returns (IAgentRegistry.AgentConfig memory agent, AgentState memory st) {
+        agent = agentRegistry.agentConfig(agentId);
+        if (agent.signer == address(0)) revert AgentNotFound(agentId);
+        if (!agent.active) revert AgentInactive(agentId);
+        if (block.timestamp > deadline) revert DeadlineExpired(deadline, block.timestamp);
+        st = _agents[agentId];
+        if (nonce != st.nonce) revert NonceMismatch(agentId, st.nonce, nonce);
+        bytes32 digest = _hashTypedDataV4(structHash);
+        _verifySignature(agent.signer, digest, signature);
+        st.nonce += 1;
+        _rollDay(st);
+        emit NonceUsed(agentId, nonce, kind, digest);
+    }
+
+    function _verifySignature(address signer, bytes32 digest, bytes calldata signature) private view {
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        if (err == ECDSA.RecoverError.NoError && recovered == signer) return;
+        // ERC-1271 contract signers, asked only when the ECDSA path did not succeed: an EOA signer
+        // costs no extra account access.
+        if (signer.code.length != 0 && SignatureChecker.isValidERC1271SignatureNow(signer, digest, signature)) {
+            return;
+        }
+        if (err != ECDSA.RecoverError.NoError) revert SignatureMalformed(uint8(err));
+        revert InvalidSigner(recovered, signer);
+    }
+
+    /// @dev Opens and adds only; updates `st` with the trade's turnover and deployed capital.
+    function _checkBuyLimits(IAgentRegistry.AgentConfig memory agent, AgentState memory st, uint256 usdcAmount)
+        private
+        pure
+    {
+        if (usdcAmount == 0) revert ZeroAmount();
+        uint256 allocation = agent.allocation;
+        IAgentRegistry.Track memory track = agent.track;
+        // Limits round down: the stricter side, in the vault's favour.
+        uint256 maxDailyLoss = allocation * track.maxDailyLossBps / BPS;
+        if (st.realizedPnlToday <= -int256(maxDailyLoss)) {
+            revert DailyLossLimitReached(st.realizedPnlToday, maxDailyLoss);
+        }
+        uint256 maxTradeSize = allocation * track.maxTradeSizeBps / BPS;
+        if (usdcAmount > maxTradeSize) revert TradeSizeExceeded(usdcAmount, maxTradeSize);
+        uint256 headroom = allocation > st.deployed ? allocation - st.deployed : 0;
+        if (usdcAmount > headroom) revert HeadroomExceeded(usdcAmount, headroom);
+        uint256 maxTurnover = allocation * track.maxDailyTurnoverBps / BPS;
+        uint256 turnoverAfter = st.turnoverToday + usdcAmount;
+        if (turnoverAfter > maxTurnover) revert DailyTurnoverExceeded(turnoverAfter, maxTurnover);
+        st.turnoverToday = _toUint64(turnoverAfter);
+        st.deployed = _toUint64(st.deployed + usdcAmount);
+    }
+
+    function _freshPrice(address token) private view returns (uint256 price) {
+        uint256 updatedAt;
+        (price, updatedAt,) = oracle.latestPrice(token);
+        _requireFresh(token, updatedAt);
+    }
+
+    function _requireFresh(address token, uint256 updatedAt) private view {
+        uint256 maxAge = _maxPriceAge;
+        if (block.timestamp > updatedAt + maxAge) revert OraclePriceStale(token, updatedAt, maxAge);
+    }
+
+    /// @dev Pays the vault's USDC to the venue and checks the fill against a fresh oracle price and the floor.
+    function _buy(address vault, address token, uint256 usdcIn, uint256 minOut, uint256 maxSlippageBps)
+        private
+        returns (uint256 price, uint256 tokensOut)
+    {
+        if (maxSlippageBps > BPS) revert InvalidSlippageBps(maxSlippageBps);
+        price = _freshPrice(token);
+        IVault(vault).pay(usdc, address(venue), usdcIn);
+        tokensOut = venue.buy(token, usdcIn, vault);
+        if (tokensOut < minOut) revert MinOutputNotMet(tokensOut, minOut);
+        // fill price (usdcIn / tokensOut) ≤ oracle · (1 + bps), cross-multiplied so nothing rounds
+        if (usdcIn * _scale(token) * BPS > tokensOut * price * (BPS + maxSlippageBps)) {
+            revert SlippageExceeded(usdcIn, tokensOut, price, maxSlippageBps);
+        }
+    }
+
+    function _sell(address vault, address token, uint256 tokensIn) private returns (uint256 usdcOut) {
+        IVault(vault).pay(token, address(venue), tokensIn);
+        return venue.sell(token, tokensIn, vault);
+    }
+
+    function _loadExit(uint256 positionId, ExitRule[] calldata exits)
+        private
+        view
+        returns (ExitContext memory ctx, Holding memory h)
+    {
+        PositionRef memory ref = _refs[positionId];
+        if (ref.token == address(0)) revert PositionNotFound(positionId);
+        h = _holdings[ref.agentId][ref.token];
+        if (h.positionId != positionId) revert PositionNotOpen(positionId);
+        bytes32 current = _exitsHashes[positionId];
+        bytes32 provided = IntentHash.hash(exits);
+        if (provided != current) revert LadderMismatch(positionId, current, provided);
+
+        uint256 updatedAt;
+        ctx.token = ref.token;
+        ctx.agentId = ref.agentId;
+        (ctx.price, updatedAt, ctx.roundId) = oracle.latestPrice(ref.token);
+        _requireFresh(ref.token, updatedAt);
+        ctx.vault = agentRegistry.vaultOf(ref.agentId);
+        ctx.scale = _scale(ref.token);
+    }
+
+    function _fireRule(ExitContext memory ctx, Holding memory h, AgentState memory st, uint256 exitBps, uint256 ruleIndex)
+        private
+    {
+        h.firedMask |= uint8(1 << ruleIndex);
+        // Rounds down, so partial exits never sum past the position; exitBps = 10000 sells it all.
+        ExitFill memory fill;
+        fill.ruleIndex = ruleIndex;
+        fill.tokensIn = exitBps == BPS ? h.size : h.size * exitBps / BPS;
+        fill.usdcOut = fill.tokensIn == 0 ? 0 : _sell(ctx.vault, ctx.token, fill.tokensIn);
+        fill.realizedPnl = _applySale(h, st, fill.tokensIn, fill.usdcOut);
+        fill.oraclePrice = ctx.price;
+        fill.oracleRoundId = ctx.roundId;
+        fill.size = h.size;
+        fill.costBasis = h.costBasis;
+        emit ExitExecuted(h.positionId, ctx.agentId, fill);
+    }
+
+    /// @dev Removes cost basis in proportion to the share sold, rounded down so the remaining basis
+    ///      (which counts against headroom and sets the stop's trigger) rounds up. A full sale removes it all.
+    function _applySale(Holding memory h, AgentState memory st, uint256 tokensIn, uint256 usdcOut)
+        private
+        pure
+        returns (int256 pnl)
+    {
+        uint256 removed = tokensIn == h.size ? h.costBasis : uint256(h.costBasis) * tokensIn / h.size;
+        h.size -= uint128(tokensIn);
+        h.costBasis -= uint64(removed);
+        st.deployed -= uint64(removed);
+        pnl = int256(usdcOut) - int256(removed);
+        // Saturates instead of reverting: a risk-reducing sale must never fail on bookkeeping.
+        int256 today = int256(st.realizedPnlToday) + pnl;
+        if (today > type(int64).max) today = type(int64).max;
+        if (today < type(int64).min) today = type(int64).min;
+        st.realizedPnlToday = int64(today);
+    }
+
+    function _storeAfterSale(uint256 agentId, address token, Holding memory h) private {
+        if (h.size == 0) {
+            uint256 positionId = h.positionId;
+            delete _holdings[agentId][token];
+            delete _exitsHashes[positionId];
+            emit PositionClosed(positionId, agentId, token);
+        } else {
+            _holdings[agentId][token] = h;
+        }
+    }
+
+    function _openHolding(uint256 agentId, uint256 positionId) private view returns (address token, Holding memory h) {
+        PositionRef memory ref = _refs[positionId];
+        if (ref.token == address(0) || ref.agentId != agentId) revert PositionNotFound(positionId);
+        h = _holdings[agentId][ref.token];
+        if (h.positionId != positionId) revert PositionNotOpen(positionId);
+        return (ref.token, h);
+    }
+
+    function _rollDay(AgentState memory st) private view {
+        uint24 today = uint24(block.timestamp / 1 days);
+        if (st.day != today) {
+            st.day = today;
+            st.turnoverToday = 0;
+            st.realizedPnlToday = 0;
+        }
+    }
+
+    /// @dev Base units of the token times 10^8 (oracle) over 10^6 (USDC): value = size · price / scale.
+    function _scale(address token) private view returns (uint256) {
+        return 10 ** (uint256(IERC20Metadata(token).decimals()) + 2);
+    }
+
+    function _setMaxPriceAge(uint256 maxPriceAge_) private {
+        if (maxPriceAge_ == 0 || maxPriceAge_ > type(uint32).max) revert AmountTooLarge(maxPriceAge_);
+        _maxPriceAge = uint32(maxPriceAge_);
+        emit MaxPriceAgeSet(maxPriceAge_);
+    }
+
+    function _saturatingAdd(uint64 a, uint256 b) private pure returns (uint64) {
+        uint256 sum = uint256(a) + b;
+        return sum > type(uint64).max ? type(uint64).max : uint64(sum);
+    }
+
+    function _toUint128(uint256 x) private pure returns (uint128) {
+        if (x > type(uint128).max) revert AmountTooLarge(x);
+        return uint128(x);
+    }
+
+    function _toUint64(uint256 x) private pure returns (uint64) {
+        if (x > type(uint64).max) revert AmountTooLarge(x);
+        return uint64(x);
+    }
+}

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/// @title ITradeRouter
+/// @notice Relays agents' EIP-712 intents (open, add, reduce, update exit ladder) against a vault's
+///         capital and executes exit-ladder rules for anyone who calls. Every rule of SPEC §1.4–1.6
+///         is enforced here; an off-chain relayer only checks first so it never pays for a revert.
+/// @dev    Errors are documented once, here. Amounts are base units: USDC 6 decimals, equity tokens
+///         their own decimals (18 for the local tokens); oracle prices have 8 decimals.
+interface ITradeRouter {
+    // ------------------------------------------------------------------ types (SPEC §1.3)
+
+    /// @notice One exit-ladder rule. `triggerType` 0 = StopLoss, 1 = TakeProfit.
+    struct ExitRule {
+        uint8 triggerType;
+        int32 triggerBps;
+        uint16 exitBps;
+    }
+
+    struct OpenPosition {
+        uint256 agentId;
+        address vault;
+        address token;
+        uint256 usdcAmount;
+        uint256 minTokenOut;
+        uint16 maxSlippageBps;
+        bytes32 exitsHash;
+        uint256 deadline;
+        uint256 nonce;
+    }
+
+    struct AddToPosition {
+        uint256 agentId;
+        uint256 positionId;
+        uint256 usdcAmount;
+        uint256 minTokenOut;
+        uint16 maxSlippageBps;
+        uint256 deadline;
+        uint256 nonce;
+    }
+
+    struct ReducePosition {
+        uint256 agentId;
+        uint256 positionId;
+        uint256 tokenAmount;
+        uint256 minUsdcOut;
+        uint16 maxSlippageBps;
+        uint256 deadline;
+        uint256 nonce;
+    }
+
+    struct UpdateExitLadder {
+        uint256 agentId;
+        uint256 positionId;
+        bytes32 exitsHash;
+        uint256 deadline;
+        uint256 nonce;
+    }
+
+    enum IntentType {
+        Open,
+        Add,
+        Reduce,
+        UpdateLadder
+    }
+
+    /// @notice Why a ladder was rejected; paired with the offending rule's index in `ExitLadderInvalid`.
+    ///         Whole-ladder reasons use index 0 (`Empty`), 8 (`TooManyRules`) or the rule count
+    ///         (`StopLossRequired`, `TakeProfitRequired`).
+    enum LadderError {
+        Empty,
+        TooManyRules,
+        InvalidTriggerType,
+        StopLossNotNegative,
+        TakeProfitNotPositive,
+        ExitBpsOutOfRange,
+        LastRuleNotFull,
+        StopLossBeyondTrack,
+        TakeProfitBelowTrack,
+        TakeProfitAboveTrack,
+        StopLossRequired,
+        TakeProfitRequired
+    }
+
+    /// @notice A position as stored; `open` is false once it has been closed.
+    struct PositionView {
+        uint256 positionId;
+        uint256 agentId;
+        address token;
+        bool open;
+        uint256 size;
+        uint256 costBasis;
+        bytes32 exitsHash;
+        uint8 ruleCount;
+        /// bit i set = rule i has fired since the ladder was last set
+        uint8 firedMask;
+    }
+
+    /// @notice One fired exit rule, as `ExitExecuted` reports it.
+    struct ExitFill {
+        uint256 ruleIndex;
+        uint256 tokensIn;
+        uint256 usdcOut;
+        uint256 oraclePrice;
+        uint256 oracleRoundId;
+        int256 realizedPnl;
+        uint256 size;
+        uint256 costBasis;
+    }
+
+    /// @notice An agent's counters; the daily figures are for the current UTC day.
+    struct AgentStateView {
+        uint256 nextNonce;
+        uint256 deployed;
+        uint256 day;
+        uint256 turnoverToday;
+        int256 realizedPnlToday;
+    }
+
+    // ------------------------------------------------------------------ errors
+
+    /// @notice `block.timestamp > deadline`.
+    error DeadlineExpired(uint256 deadline, uint256 timestamp);
+    /// @notice The intent's nonce is not the agent's next nonce.
+    error NonceMismatch(uint256 agentId, uint256 expected, uint256 provided);
+    /// @notice The signature is not a canonical 65-byte r‖s‖v ECDSA signature.
+    /// @param reason 1 = does not recover, 2 = length is not 65, 3 = high s (malleable)
+    error SignatureMalformed(uint8 reason);
+    /// @notice The signature recovers to someone other than the agent's registered signer.
+    error InvalidSigner(address recovered, address expected);
+    error AgentNotFound(uint256 agentId);
+    error AgentInactive(uint256 agentId);
+    /// @notice `OpenPosition.vault` is not the agent's registered vault.
+    error VaultMismatch(address expected, address provided);
+    error TokenNotAllowed(uint256 vaultId, address token);
+    /// @notice The agent already holds an open position in this token (one per token per agent).
+    error PositionExists(uint256 agentId, address token, uint256 positionId);
+    /// @notice No position with this id belongs to this agent.
+    error PositionNotFound(uint256 positionId);
+    error PositionNotOpen(uint256 positionId);
+    /// @notice The exit rules sent do not hash to the signed `exitsHash`.
+    error ExitsHashMismatch(bytes32 computed, bytes32 signed);
+    error ExitLadderInvalid(uint256 ruleIndex, LadderError reason);
+    error ZeroAmount();
+    /// @notice `maxSlippageBps` above 10000.
+    error InvalidSlippageBps(uint256 maxSlippageBps);
+    error TradeSizeExceeded(uint256 usdcAmount, uint256 maxTradeSize);
+    error HeadroomExceeded(uint256 usdcAmount, uint256 headroom);
+    error DailyTurnoverExceeded(uint256 turnoverAfter, uint256 maxDailyTurnover);
+    error DailyLossLimitReached(int256 realizedPnlToday, uint256 maxDailyLoss);
+    /// @notice The fill price is worse than the oracle price by more than `maxSlippageBps`.
+    error SlippageExceeded(uint256 amountIn, uint256 amountOut, uint256 oraclePrice, uint256 maxSlippageBps);
+    /// @notice The fill is below the signed absolute floor (`minTokenOut` / `minUsdcOut`).
+    error MinOutputNotMet(uint256 amountOut, uint256 minAmountOut);
+    error OraclePriceStale(address token, uint256 updatedAt, uint256 maxPriceAge);
+    /// @notice The ladder sent to `executeExit` is not the position's current ladder.
+    error LadderMismatch(uint256 positionId, bytes32 current, bytes32 provided);
+    /// @notice No armed rule of the ladder is triggered at the current oracle price.
+    error ExitNotTriggered(uint256 positionId, uint256 oraclePrice);
+    /// @notice An amount does not fit the router's packed storage (absurdly large).
+    error AmountTooLarge(uint256 amount);
+
+    // ------------------------------------------------------------------ events (enough to rebuild every position)
+
+    event NonceUsed(uint256 indexed agentId, uint256 nonce, IntentType intentType, bytes32 digest);
+    event PositionOpened(
+        uint256 indexed positionId,
+        uint256 indexed agentId,
+        address indexed token,
+        uint256 usdcIn,
+        uint256 tokensOut,
+        uint256 oraclePrice
+    );
+    event PositionIncreased(
+        uint256 indexed positionId,
+        uint256 indexed agentId,
+        uint256 usdcIn,
+        uint256 tokensOut,
+        uint256 oraclePrice,
+        uint256 size,
+        uint256 costBasis
+    );
+    event PositionReduced(
+        uint256 indexed positionId,
+        uint256 indexed agentId,
+        uint256 tokensIn,
+        uint256 usdcOut,
+        uint256 oraclePrice,
+        int256 realizedPnl,
+        uint256 size,
+        uint256 costBasis
+    );
+    /// @notice `fill` says which rule fired at which oracle price and round, what it sold, and what is left.
+    event ExitExecuted(uint256 indexed positionId, uint256 indexed agentId, ExitFill fill);
+    /// @notice A ladder was set (at open) or replaced (update); all its rules are armed.
+    event ExitLadderSet(uint256 indexed positionId, uint256 indexed agentId, bytes32 exitsHash, ExitRule[] rules);
+    event PositionClosed(uint256 indexed positionId, uint256 indexed agentId, address indexed token);
+    event MaxPriceAgeSet(uint256 maxPriceAge);
+
+    // ------------------------------------------------------------------ intents
+
+    function openPosition(OpenPosition calldata intent, ExitRule[] calldata exits, bytes calldata signature)
+        external
+        returns (uint256 positionId);
+
+    function addToPosition(AddToPosition calldata intent, bytes calldata signature) external;
+
+    /// @notice A `tokenAmount` at or above the current size closes the position.
+    function reducePosition(ReducePosition calldata intent, bytes calldata signature) external;
+
+    /// @notice Replaces the ladder and re-arms every rule. Never blocked by track limits.
+    function updateExitLadder(UpdateExitLadder calldata intent, ExitRule[] calldata exits, bytes calldata signature)
+        external;
+
+    /// @notice Fires the position's triggered rules at the current oracle price, lowest index first,
+    ///         repeating while another armed rule is triggered. Callable by anyone.
+    /// @return fired how many rules fired
+    function executeExit(uint256 positionId, ExitRule[] calldata exits) external returns (uint256 fired);
+
+    // ------------------------------------------------------------------ views
+
+    function nextNonce(uint256 agentId) external view returns (uint256);
+    function agentState(uint256 agentId) external view returns (AgentStateView memory);
+    function position(uint256 positionId) external view returns (PositionView memory);
+    /// @return positionId of the agent's open position in `token`, 0 if none
+    function openPositionOf(uint256 agentId, address token) external view returns (uint256);
+    function maxPriceAge() external view returns (uint256);
+    function domainSeparator() external view returns (bytes32);
+    /// @return the highest position id issued so far
+    function positionCount() external view returns (uint256);
+}
