@@ -102,18 +102,18 @@ class Member:
 
     sol_type: str
     name: str
-
-    @property
-    def attr(self) -> str:
-        return re.sub(r"(?<!^)([A-Z])", r"_\1", self.name).lower()
+    attr: str
 
 
 def _parse_type_string(type_string: str) -> tuple[str, tuple[Member, ...]]:
     match = _TYPE_STRING.fullmatch(type_string)
     if match is None:
         raise ValueError(f"not a single-struct EIP-712 type string: {type_string!r}")
-    members = tuple(Member(*part.split(" ")) for part in match.group(2).split(","))
-    return match.group(1), members
+    members = []
+    for part in match.group(2).split(","):
+        sol_type, name = part.split(" ")
+        members.append(Member(sol_type, name, re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()))
+    return match.group(1), tuple(members)
 
 
 class _Struct:

@@ -103,9 +103,9 @@ def test_exit_rule_coerces_plain_ints_to_trigger_type() -> None:
         (lambda: dataclasses.replace(OPEN, usdc_amount=2**256), "usdcAmount", "range"),
         (lambda: dataclasses.replace(OPEN, usdc_amount=-1), "usdcAmount", "range"),
         (lambda: dataclasses.replace(OPEN, usdc_amount=True), "usdcAmount", "type"),
-        (lambda: dataclasses.replace(OPEN, usdc_amount="1"), "usdcAmount", "type"),
+        (lambda: dataclasses.replace(OPEN, usdc_amount="1"), "usdcAmount", "type"),  # type: ignore[arg-type]
         (lambda: dataclasses.replace(OPEN, max_slippage_bps=65_536), "maxSlippageBps", "range"),
-        (lambda: dataclasses.replace(OPEN, vault=VAULT.lower()), "vault", "checksum"),
+        (lambda: dataclasses.replace(OPEN, vault=VAULT.lower()), "vault", "checksum"),  # type: ignore[arg-type]
         (lambda: dataclasses.replace(OPEN, exits_hash=bytes(31)), "exitsHash", "length"),
         (lambda: Domain(chain_id=-1, verifying_contract=VAULT), "chainId", "range"),
     ],

@@ -136,7 +136,7 @@ def test_v_of_0_or_1_is_rejected(digest: bytes, key: bytes) -> None:
 
 
 @given(st.binary(min_size=32, max_size=32), private_keys, st.sampled_from([64, 66]), st.binary(max_size=1))
-def test_64_and_66_byte_signatures_are_rejected(digest: bytes, key: int, length: int, pad: bytes) -> None:
+def test_64_and_66_byte_signatures_are_rejected(digest: bytes, key: bytes, length: int, pad: bytes) -> None:
     sig = (_sign(digest, key) + pad.ljust(1, b"\x00"))[:length]
     for form in (sig, "0x" + sig.hex()):
         with pytest.raises(SignatureError) as err:

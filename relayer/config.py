@@ -1,0 +1,54 @@
+"""Settings: one object, built once at start from `ALPHAGRID_*` variables (and `.env`), passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from relayer.devkeys import OPERATOR_KEY, RELAYER_KEYS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """SPEC §4.2. Keys default to Anvil's development accounts, which only a local chain funds."""
+
+    model_config = SettingsConfigDict(env_prefix="ALPHAGRID_", env_file=".env", extra="ignore")
+
+    home: Path = Path(".alphagrid")
+    rpc_port: int = Field(default=8545, ge=1, le=65535)
+    rpc_url: str = ""
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    database_url: str = ""
+    operator_key: SecretStr = SecretStr(OPERATOR_KEY)
+    relayer_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(k) for k in RELAYER_KEYS])
+    max_price_age_s: int = Field(default=3600, gt=0)
+    artifacts_dir: Path = REPO_ROOT / "out"
+    abi_dir: Path = REPO_ROOT / "abi"
+
+    @field_validator("relayer_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        # `ALPHAGRID_RELAYER_KEYS=0xaa,0xbb` as well as a JSON list.
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        if not self.rpc_url:
+            self.rpc_url = f"http://127.0.0.1:{self.rpc_port}"
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.home / 'relayer.db').resolve()}"
+        return self
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.home / "deployment.json"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"

@@ -1,0 +1,1 @@
+"""Pure rules, no I/O: tracks and limits, exit ladders, trigger prices, exit decisions."""
