@@ -1,0 +1,232 @@
+"""Tables. The chain is the source of truth: positions, agent counters and history are a mirror the
+indexer can rebuild from events; intents, transactions and the event stream are the relayer's memory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from relayer.store.types import BigInt
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012  (SQLAlchemy reads it)
+
+
+# ---------------------------------------------------------------------- intents
+
+
+class Intent(Base):
+    __tablename__ = "intents"
+    __table_args__ = (
+        UniqueConstraint("agent_id", "idempotency_key", name="uq_intents_idempotency"),
+        Index("ix_intents_agent_status", "agent_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer, index=True)
+    primary_type: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[int] = mapped_column(BigInt)
+    # EIP-712 digest: the identity of a signed intent, whatever the signature bytes (malleated or not).
+    digest: Mapped[str] = mapped_column(String(66), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)
+    signature: Mapped[str] = mapped_column(String(132))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    position_id: Mapped[int | None] = mapped_column(Integer)
+    tx_request_id: Mapped[int | None] = mapped_column(ForeignKey("tx_requests.id"))
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column(Integer)
+    fill: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    history: Mapped[list[IntentStatus]] = relationship(
+        back_populates="intent", order_by="IntentStatus.id", cascade="all, delete-orphan"
+    )
+
+
+class IntentStatus(Base):
+    __tablename__ = "intent_status_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    intent_id: Mapped[int] = mapped_column(ForeignKey("intents.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    intent: Mapped[Intent] = relationship(back_populates="history")
+
+
+# ---------------------------------------------------------------------- transactions
+
+
+class SenderLane(Base):
+    """One relayer key's nonce lane: the relayer, not the node's pending count, allocates nonces."""
+
+    __tablename__ = "sender_lanes"
+
+    sender: Mapped[str] = mapped_column(String(42), primary_key=True)
+    next_nonce: Mapped[int] = mapped_column(Integer)
+
+
+class TxRequest(Base):
+    """A call the relayer must get mined, at one (sender, nonce); its signed attempts differ in fees."""
+
+    __tablename__ = "tx_requests"
+    __table_args__ = (
+        UniqueConstraint("sender", "nonce", name="uq_tx_requests_sender_nonce"),
+        Index("ix_tx_requests_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sender: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(Integer)
+    to: Mapped[str] = mapped_column(String(42))
+    data: Mapped[str] = mapped_column(Text)
+    gas_limit: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(16))
+    # pending → mined | failed (reverted on chain) | dropped (nonce consumed by another transaction)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    mined_hash: Mapped[str | None] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column(Integer)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    gas_used: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    attempts: Mapped[list[TxAttempt]] = relationship(
+        back_populates="request", order_by="TxAttempt.id", cascade="all, delete-orphan"
+    )
+
+
+class TxAttempt(Base):
+    """A signed transaction, recorded before it is broadcast so a crash can never lose it."""
+
+    __tablename__ = "tx_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("tx_requests.id"), index=True)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw_tx: Mapped[str] = mapped_column(Text)
+    max_fee_per_gas: Mapped[int] = mapped_column(BigInt)
+    max_priority_fee_per_gas: Mapped[int] = mapped_column(BigInt)
+    broadcast_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    request: Mapped[TxRequest] = relationship(back_populates="attempts")
+
+
+# ---------------------------------------------------------------------- chain mirror (rebuildable)
+
+
+class Position(Base):
+    __tablename__ = "positions"
+    __table_args__ = (Index("ix_positions_agent_status", "agent_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    agent_id: Mapped[int] = mapped_column(Integer)
+    token: Mapped[str] = mapped_column(String(42))
+    status: Mapped[str] = mapped_column(String(8))
+    size: Mapped[int] = mapped_column(BigInt)
+    cost_basis: Mapped[int] = mapped_column(BigInt)
+    realized_pnl: Mapped[int] = mapped_column(BigInt, default=0)
+    exits_hash: Mapped[str] = mapped_column(String(66))
+    rules: Mapped[list[Any]] = mapped_column(JSON)
+    fired_mask: Mapped[int] = mapped_column(Integer, default=0)
+    opened_at: Mapped[int] = mapped_column(Integer)
+    open_tx: Mapped[str] = mapped_column(String(66))
+    closed_at: Mapped[int | None] = mapped_column(Integer)
+    close_tx: Mapped[str | None] = mapped_column(String(66))
+
+
+class PositionEvent(Base):
+    """A position's history: fills, exits fired (with the rule and oracle price), ladder changes."""
+
+    __tablename__ = "position_events"
+    __table_args__ = (UniqueConstraint("tx_hash", "log_index", name="uq_position_events_log"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position_id: Mapped[int] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    block_number: Mapped[int] = mapped_column(Integer)
+    block_timestamp: Mapped[int] = mapped_column(Integer)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AgentCounters(Base):
+    """What TradeRouter.agentState holds, as of the last indexed block."""
+
+    __tablename__ = "agent_counters"
+
+    agent_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    next_nonce: Mapped[int] = mapped_column(BigInt, default=0)
+    deployed: Mapped[int] = mapped_column(BigInt, default=0)
+    day: Mapped[int] = mapped_column(Integer, default=0)
+    turnover_today: Mapped[int] = mapped_column(BigInt, default=0)
+    realized_pnl_today: Mapped[int] = mapped_column(BigInt, default=0)
+
+
+class IndexerCursor(Base):
+    __tablename__ = "indexer_cursor"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    block_number: Mapped[int] = mapped_column(Integer)
+    block_hash: Mapped[str] = mapped_column(String(66))
+
+
+# ---------------------------------------------------------------------- streams, keeper
+
+
+class StreamEvent(Base):
+    """The per-agent SSE stream; `seq` is the event id a client resumes from."""
+
+    __tablename__ = "stream_events"
+    __table_args__ = (Index("ix_stream_events_agent_seq", "agent_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class KeeperAudit(Base):
+    """Why a stop did or did not fire: each evaluation of a rule and what came of it (SPEC §3)."""
+
+    __tablename__ = "keeper_audit"
+    __table_args__ = (Index("ix_keeper_audit_position", "position_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position_id: Mapped[int] = mapped_column(Integer)
+    rule_index: Mapped[int] = mapped_column(Integer)
+    price: Mapped[int] = mapped_column(BigInt)
+    round_id: Mapped[int] = mapped_column(BigInt)
+    triggered: Mapped[bool] = mapped_column(Boolean)
+    action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Lease(Base):
+    """A leader lease (SQLite); on PostgreSQL an advisory lock plays this part."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
