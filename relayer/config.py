@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     operator_key: SecretStr = SecretStr(OPERATOR_KEY)
     relayer_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(k) for k in RELAYER_KEYS])
     max_price_age_s: int = Field(default=3600, gt=0)
+    keeper: bool = True
     artifacts_dir: Path = REPO_ROOT / "out"
     abi_dir: Path = REPO_ROOT / "abi"
 

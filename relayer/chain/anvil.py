@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +33,14 @@ class PortInUseError(AnvilError):
     def __init__(self, host: str, port: int) -> None:
         super().__init__(f"port {port} on {host} is already in use (set ALPHAGRID_RPC_PORT to another)")
         self.port = port
+
+
+def _die_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGTERM) in the child. Linux only; it follows the spawning *thread*,
+    which is why only the main thread asks for it."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def anvil_binary() -> str:
@@ -92,9 +103,14 @@ class Anvil:
         if self.state_path is not None:
             args += ["--state", str(self.state_path)]
         args += list(self.extra_args)
-        # Its own session, so a Ctrl-C meant for the parent reaches anvil only through stop().
+        # Its own session, so a Ctrl-C meant for the parent reaches anvil only through stop(); and a
+        # parent killed outright (SIGKILL) takes anvil with it rather than leaving it on the port.
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
         )
         self._wait_ready(timeout_s)
         return self

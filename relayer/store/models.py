@@ -6,10 +6,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from relayer.store.types import BigInt
+from relayer.store.types import BigInt, UtcDateTime
 
 
 def utcnow() -> datetime:
@@ -28,12 +39,23 @@ class Intent(Base):
     __table_args__ = (
         UniqueConstraint("agent_id", "idempotency_key", name="uq_intents_idempotency"),
         Index("ix_intents_agent_status", "agent_id", "status"),
+        # Two different intents racing for one nonce: only one may be live; the other gets 409.
+        Index(
+            "uq_intents_live_nonce",
+            "agent_id",
+            "nonce",
+            unique=True,
+            sqlite_where=text("status IN ('received', 'submitted', 'confirmed')"),
+            postgresql_where=text("status IN ('received', 'submitted', 'confirmed')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     agent_id: Mapped[int] = mapped_column(Integer, index=True)
     primary_type: Mapped[str] = mapped_column(String(32))
-    nonce: Mapped[int] = mapped_column(BigInt)
+    # Only an agent's next nonce (the router stores a uint40) is ever persisted, so it fits BIGINT
+    # and sorts as a number.
+    nonce: Mapped[int] = mapped_column(BigInteger)
     # EIP-712 digest: the identity of a signed intent, whatever the signature bytes (malleated or not).
     digest: Mapped[str] = mapped_column(String(66), unique=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
@@ -48,8 +70,8 @@ class Intent(Base):
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column(Integer)
     fill: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     history: Mapped[list[IntentStatus]] = relationship(
         back_populates="intent", order_by="IntentStatus.id", cascade="all, delete-orphan"
@@ -63,7 +85,7 @@ class IntentStatus(Base):
     intent_id: Mapped[int] = mapped_column(ForeignKey("intents.id"), index=True)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     intent: Mapped[Intent] = relationship(back_populates="history")
 
@@ -103,8 +125,8 @@ class TxRequest(Base):
     block_hash: Mapped[str | None] = mapped_column(String(66))
     gas_used: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     attempts: Mapped[list[TxAttempt]] = relationship(
         back_populates="request", order_by="TxAttempt.id", cascade="all, delete-orphan"
@@ -122,8 +144,8 @@ class TxAttempt(Base):
     raw_tx: Mapped[str] = mapped_column(Text)
     max_fee_per_gas: Mapped[int] = mapped_column(BigInt)
     max_priority_fee_per_gas: Mapped[int] = mapped_column(BigInt)
-    broadcast_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    broadcast_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     request: Mapped[TxRequest] = relationship(back_populates="attempts")
 
@@ -200,8 +222,10 @@ class StreamEvent(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     agent_id: Mapped[int] = mapped_column(Integer)
     type: Mapped[str] = mapped_column(String(32))
+    # Chain-derived events carry "txhash:logindex" so a rebuild from events never repeats them.
+    dedupe_key: Mapped[str | None] = mapped_column(String(100), unique=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class KeeperAudit(Base):
@@ -219,7 +243,7 @@ class KeeperAudit(Base):
     action: Mapped[str] = mapped_column(String(32))
     outcome: Mapped[str | None] = mapped_column(Text)
     tx_hash: Mapped[str | None] = mapped_column(String(66))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Lease(Base):
@@ -229,4 +253,4 @@ class Lease(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -3,17 +3,30 @@ each test runs inside an EVM snapshot that is reverted afterwards."""
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
+from relayer.api.app import create_app
 from relayer.chain.admin import Admin, CoreAddresses
 from relayer.chain.anvil import Anvil, free_port
 from relayer.chain.seed import seed_local
+from relayer.config import Settings
 from relayer.devkeys import OPERATOR_KEY
 from relayer.manifest import Manifest
+from relayer.service import Services, build_services
+from relayer.store.db import make_engine, make_session_factory
+from relayer.store.migrate import upgrade
 
 
 @dataclass
@@ -50,3 +63,87 @@ def chain(stack: Stack) -> Iterator[Stack]:
 def core_of(manifest: Manifest) -> CoreAddresses:
     c = manifest.contracts
     return CoreAddresses(c.trade_router, c.agent_registry, c.token_registry, c.price_oracle, c.usdc, c.venue)
+
+
+# ---------------------------------------------------------------------- databases
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _pg_available() -> bool:
+    engine = make_engine(PG_URL)
+    try:
+        with engine.connect():
+            return True
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every test that takes a database runs on SQLite and on the machine's PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'relayer.db'}"
+        return
+    if not _pg_available():
+        pytest.fail("PostgreSQL at 127.0.0.1:5432 (database test) is required for the test suite")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+# ---------------------------------------------------------------------- the relayer over HTTP
+
+
+@dataclass
+class Api:
+    url: str
+    client: httpx.Client
+    services: Services
+    stack: Stack
+
+    def agent(self, index: int = 0) -> tuple[int, str]:
+        assert self.stack.manifest.demo is not None
+        a = self.stack.manifest.demo.agents[index]
+        return a.agent_id, a.signer_key
+
+
+@pytest.fixture
+def api(chain: Stack, db_url: str, tmp_path: Path) -> Iterator[Api]:
+    """The relayer (API, indexer, sender, dispatcher) on a free port against the seeded chain."""
+    settings = Settings(
+        home=tmp_path / "home", rpc_url=chain.anvil.url, database_url=db_url, api_port=free_port()
+    )
+    services = build_services(settings, chain.manifest)
+    services.start()
+    app = create_app(services)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.api_port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with httpx.Client(base_url=settings.api_url, timeout=30) as client:
+        yield Api(settings.api_url, client, services, chain)
+    server.should_exit = True
+    thread.join(timeout=10)
+    services.close()

@@ -8,10 +8,10 @@ import {IAgentRegistry} from "../interfaces/IAgentRegistry.sol";
 /// @notice The exit-ladder rules of SPEC §1.4/§1.6 as pure functions: validation against a track,
 ///         and whether a rule is triggered for a position at a price.
 /// @dev    Trigger semantics, exact in integers: the position's value is `size · price` rounded down
-///         to USDC base units; a StopLoss is triggered when `value · 10⁴ ≤ costBasis · (10⁴ + triggerBps)`,
-///         a TakeProfit when `value · 10⁴ ≥ costBasis · (10⁴ + triggerBps)`. That is
-///         `pnlBps ≤ / ≥ triggerBps` without the rounding of an intermediate `pnlBps`; rounding the value
-///         down lets a stop fire no later than the exact figure would.
+///         to USDC base units; with `factor = max(0, 10⁴ + triggerBps)`, a StopLoss is triggered when
+///         `value · 10⁴ ≤ costBasis · factor`, a TakeProfit when `value · 10⁴ ≥ costBasis · factor`. That
+///         is `pnlBps ≤ / ≥ triggerBps` without the rounding of an intermediate `pnlBps`; rounding the
+///         value down lets a stop fire no later than the exact figure would.
 library ExitLadder {
     uint256 internal constant MAX_RULES = 8;
     uint256 internal constant BPS = 10_000;
@@ -67,8 +67,9 @@ library ExitLadder {
         returns (bool)
     {
         int256 factor = int256(BPS) + int256(rule.triggerBps);
-        // A factor ≤ 0 would mean a stop below a total loss (never reached) or a take-profit at or
-        // below it (always reached); validation keeps both out, this keeps the arithmetic defined.
+        // Below −100% the threshold is clamped to 0: such a stop fires only once the position is
+        // worth nothing, and such a take-profit always. Validation keeps both out of real ladders
+        // (maxStopLossBps ≤ 10000); the clamp keeps the arithmetic unsigned and defined.
         if (factor < 0) factor = 0;
         uint256 threshold = costBasis * uint256(factor);
         uint256 scaledValue = value * BPS;

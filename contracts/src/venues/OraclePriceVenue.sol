@@ -33,7 +33,6 @@ contract OraclePriceVenue is IExecutionVenue, AccessControl {
     error InsufficientLiquidity(uint256 available, uint256 needed);
 
     event SpreadSet(uint256 spreadBps);
-    event Filled(address indexed token, bool indexed isBuy, uint256 amountIn, uint256 amountOut, uint256 oraclePrice);
 
     constructor(address admin, IPriceOracle oracle_, IERC20 usdc_, uint16 spreadBps_) {
         oracle = oracle_;

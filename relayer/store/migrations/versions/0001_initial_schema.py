@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 07:52:28.896081
+Create Date: 2026-11-21 08:30:58.229646
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=32), nullable=False),
         sa.Column("outcome", sa.Text(), nullable=True),
         sa.Column("tx_hash", sa.String(length=66), nullable=True),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("at", relayer.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("keeper_audit", schema=None) as batch_op:
@@ -60,7 +60,7 @@ def upgrade() -> None:
         "leases",
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("holder", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", relayer.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
@@ -111,9 +111,11 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("agent_id", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("dedupe_key", sa.String(length=100), nullable=True),
         sa.Column("data", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relayer.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("dedupe_key"),
     )
     with op.batch_alter_table("stream_events", schema=None) as batch_op:
         batch_op.create_index("ix_stream_events_agent_seq", ["agent_id", "seq"], unique=False)
@@ -133,8 +135,8 @@ def upgrade() -> None:
         sa.Column("block_hash", sa.String(length=66), nullable=True),
         sa.Column("gas_used", sa.Integer(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relayer.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relayer.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("sender", "nonce", name="uq_tx_requests_sender_nonce"),
     )
@@ -146,7 +148,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("agent_id", sa.Integer(), nullable=False),
         sa.Column("primary_type", sa.String(length=32), nullable=False),
-        sa.Column("nonce", relayer.store.types.BigInt(length=80), nullable=False),
+        sa.Column("nonce", sa.BigInteger(), nullable=False),
         sa.Column("digest", sa.String(length=66), nullable=False),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.Column("request", sa.JSON(), nullable=False),
@@ -160,8 +162,8 @@ def upgrade() -> None:
         sa.Column("tx_hash", sa.String(length=66), nullable=True),
         sa.Column("block_number", sa.Integer(), nullable=True),
         sa.Column("fill", sa.JSON(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", relayer.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", relayer.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["tx_request_id"],
             ["tx_requests.id"],
@@ -173,6 +175,13 @@ def upgrade() -> None:
     with op.batch_alter_table("intents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_intents_agent_id"), ["agent_id"], unique=False)
         batch_op.create_index("ix_intents_agent_status", ["agent_id", "status"], unique=False)
+        batch_op.create_index(
+            "uq_intents_live_nonce",
+            ["agent_id", "nonce"],
+            unique=True,
+            sqlite_where=sa.text("status IN ('received', 'submitted', 'confirmed')"),
+            postgresql_where=sa.text("status IN ('received', 'submitted', 'confirmed')"),
+        )
 
     op.create_table(
         "tx_attempts",
@@ -182,8 +191,8 @@ def upgrade() -> None:
         sa.Column("raw_tx", sa.Text(), nullable=False),
         sa.Column("max_fee_per_gas", relayer.store.types.BigInt(length=80), nullable=False),
         sa.Column("max_priority_fee_per_gas", relayer.store.types.BigInt(length=80), nullable=False),
-        sa.Column("broadcast_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("broadcast_at", relayer.store.types.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", relayer.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["request_id"],
             ["tx_requests.id"],
@@ -200,7 +209,7 @@ def upgrade() -> None:
         sa.Column("intent_id", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("at", relayer.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["intent_id"],
             ["intents.id"],
@@ -224,6 +233,11 @@ def downgrade() -> None:
 
     op.drop_table("tx_attempts")
     with op.batch_alter_table("intents", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_intents_live_nonce",
+            sqlite_where=sa.text("status IN ('received', 'submitted', 'confirmed')"),
+            postgresql_where=sa.text("status IN ('received', 'submitted', 'confirmed')"),
+        )
         batch_op.drop_index("ix_intents_agent_status")
         batch_op.drop_index(batch_op.f("ix_intents_agent_id"))
 

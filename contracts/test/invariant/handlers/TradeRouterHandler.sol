@@ -1,0 +1,848 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
+import {AgentRegistry} from "../../../src/AgentRegistry.sol";
+import {IAgentRegistry} from "../../../src/interfaces/IAgentRegistry.sol";
+import {ITradeRouter} from "../../../src/interfaces/ITradeRouter.sol";
+import {PriceOracle} from "../../../src/PriceOracle.sol";
+import {TradeRouter} from "../../../src/TradeRouter.sol";
+import {IntentSigner} from "../../utils/IntentSigner.sol";
+import {TestBase, Vm} from "../../utils/Vm.sol";
+
+/// @notice What the handler acts on: the fixture's deployment plus the fixture agent and its key.
+struct Deployment {
+    TradeRouter router;
+    PriceOracle oracle;
+    AgentRegistry registry;
+    address vault;
+    address venue;
+    IERC20 usdc;
+    address nvda;
+    address aapl;
+    address admin;
+    uint256 vaultId;
+    uint256 testTrackId;
+    uint256 agentId;
+    uint256 agentKey;
+}
+
+/// @title TradeRouterHandler
+/// @notice The only contract the invariant fuzzer calls. Each action turns fuzzed seeds into a
+///         *plausible* call (a valid ladder, an amount around the agent's headroom, a real agent
+///         signature), sends it, and keeps ghost state that is built without reading the router's
+///         bookkeeping: token and USDC movements of the vault, the router's events, and a model of the
+///         exit ladder. Calls that should revert are sent anyway where that is a property worth
+///         checking (duplicate opens, adds to closed positions, a stale ladder), caught, and counted.
+/// @dev    Reverts inside the handler would be swallowed by the fuzzer (`fail_on_revert = false`) and
+///         would roll the router's state back with them, so per-call properties are never asserted
+///         here: a broken one is recorded in `violations`, and the test's invariant reports it.
+contract TradeRouterHandler is TestBase {
+    uint256 internal constant BPS = 10_000;
+    uint256 public constant AGENTS = 3;
+    uint256 public constant TOKENS = 2;
+    /// @dev 18-decimal tokens, 8-decimal prices, 6-decimal USDC: value = size · price / 1e20.
+    uint256 internal constant SCALE = 1e20;
+    uint16 internal constant SLIPPAGE_BPS = 100;
+    uint256 internal constant MIN_PRICE = 1e8; // $1
+    uint256 internal constant MAX_PRICE = 1_000e8; // keeps the venue's 10M USDC able to pay every sale
+    /// @dev A sale worth at least this much (USDC base units) cannot fail the 1% slippage check on
+    ///      rounding alone, so a reduce this large must go through.
+    uint256 internal constant MIN_CERTAIN_SALE = 1_000;
+
+    enum Action {
+        Open,
+        Add,
+        Reduce,
+        UpdateLadder,
+        ExecuteExit,
+        MovePrice,
+        WarpDay
+    }
+
+    uint256 internal constant ACTIONS = 7;
+
+    /// @notice Ghost record of one issued position id.
+    struct GhostPosition {
+        bool exists;
+        bool closed;
+        uint8 agentIdx;
+        uint8 tokenIdx;
+        uint8 firedMask; // which rules of the current ladder the model says have fired
+        uint256 bought; // tokens the vault received for it (balance deltas)
+        uint256 sold; // tokens the vault paid out for it (balance deltas)
+        uint256 boughtByEvents; // tokensOut of PositionOpened / PositionIncreased
+        uint256 soldByEvents; // tokensIn of PositionReduced / ExitExecuted
+        uint256 usdcIn; // USDC the vault paid for it
+    }
+
+    /// @dev An agent's SPEC §1.5 counters for one UTC day, rebuilt from USDC movements.
+    struct DailyCounters {
+        uint256 day;
+        uint256 turnover;
+        int256 realizedPnl;
+    }
+
+    /// @dev What the exit-ladder model predicts one `executeExit` does.
+    struct ExitModel {
+        uint256 fired;
+        uint8 firedMask;
+        uint256 size;
+        uint256 costBasis;
+    }
+
+    struct Balances {
+        uint256 token;
+        uint256 usdc;
+    }
+
+    /// @dev One `open` call's context (kept in memory: the stack cannot hold it).
+    struct OpenCall {
+        uint256 a;
+        uint256 t;
+        uint256 amount;
+        uint256 existing;
+        bool allowed;
+        uint256 expectedId;
+        Balances before;
+    }
+
+    TradeRouter internal immutable router;
+    PriceOracle internal immutable oracle;
+    AgentRegistry internal immutable registry;
+    address internal immutable vault;
+    IERC20 internal immutable usdc;
+    address internal immutable admin;
+
+    address[TOKENS] internal _tokens;
+    uint256[AGENTS] internal _agentIds;
+    uint256[AGENTS] internal _agentKeys;
+
+    // ------------------------------------------------------------------ ghost state
+
+    mapping(uint256 positionId => GhostPosition) internal _ghost;
+    mapping(uint256 positionId => ITradeRouter.ExitRule[]) internal _ladders;
+    /// @notice Open position id per (agent index, token index) as the handler has seen it; 0 if none.
+    mapping(uint256 agentIdx => mapping(uint256 tokenIdx => uint256)) public ghost_openIdOf;
+    mapping(uint256 agentIdx => mapping(uint256 tokenIdx => uint256)) internal _lastClosedIdOf;
+
+    /// @notice Ids issued by successful opens (the highest one).
+    uint256 public ghost_positionsIssued;
+    /// @notice Successful intents per agent index: each must have used exactly one nonce.
+    uint256[AGENTS] public ghost_intents;
+    /// @notice Σ (bought − sold) over open positions, per token index.
+    uint256[TOKENS] public ghost_openSize;
+    DailyCounters[AGENTS] internal _daily;
+    uint256 public ghost_exitsFired;
+    uint256 public ghost_closedPositions;
+    uint256 public ghost_lastTimestamp;
+
+    uint256[ACTIONS] public calls;
+    uint256[ACTIONS] public successes;
+    uint256[ACTIONS] public rejections;
+    uint256[ACTIONS] public skips;
+
+    string[] internal _violations;
+
+    constructor(Deployment memory d) {
+        router = d.router;
+        oracle = d.oracle;
+        registry = d.registry;
+        vault = d.vault;
+        usdc = d.usdc;
+        admin = d.admin;
+        _tokens = [d.nvda, d.aapl];
+
+        // Agent 0 is the fixture's; 1 is a smaller one on the same permissive track; 2 sits on a tight
+        // track (trade size, turnover, daily loss, take-profit required) so limits really bite.
+        _agentIds[0] = d.agentId;
+        _agentKeys[0] = d.agentKey;
+        _agentKeys[1] = 0xA9E2;
+        _agentKeys[2] = 0xA9E3;
+        vm.startPrank(d.admin);
+        _agentIds[1] = d.registry.registerAgent(vm.addr(_agentKeys[1]), d.vaultId, d.testTrackId, 50_000e6);
+        uint256 tight = d.registry.setTrack(
+            "tight",
+            IAgentRegistry.Track({
+                maxTradeSizeBps: 2_500,
+                maxDailyTurnoverBps: 15_000,
+                maxDailyLossBps: 300,
+                maxStopLossBps: 2_000,
+                minTakeProfitBps: 100,
+                maxTakeProfitBps: 5_000,
+                requireStopLoss: true,
+                requireTakeProfit: true
+            })
+        );
+        _agentIds[2] = d.registry.registerAgent(vm.addr(_agentKeys[2]), d.vaultId, tight, 200_000e6);
+        vm.stopPrank();
+        ghost_lastTimestamp = block.timestamp;
+    }
+
+    modifier tracked(Action action) {
+        calls[uint256(action)]++;
+        uint256 countBefore = router.positionCount();
+        _;
+        if (router.positionCount() < countBefore) _violate("positionCount decreased");
+        if (block.timestamp < ghost_lastTimestamp) _violate("time went backwards");
+        ghost_lastTimestamp = block.timestamp;
+    }
+
+    // ================================================================== actions (fuzzer entry points)
+
+    /// @notice Opens a position for a random agent and token with a random valid ladder of 1..4 rules
+    ///         and an amount around the agent's headroom. Opening a token the agent already holds is
+    ///         sent too: it must be rejected.
+    function open(uint256 agentSeed, uint256 tokenSeed, uint256 amountSeed, uint256 ladderSeed)
+        external
+        tracked(Action.Open)
+    {
+        OpenCall memory c;
+        c.a = agentSeed % AGENTS;
+        c.t = tokenSeed % TOKENS;
+        c.amount = _buyAmount(c.a, amountSeed);
+        ITradeRouter.ExitRule[] memory exits = _randomLadder(c.a, ladderSeed);
+        ITradeRouter.OpenPosition memory p = ITradeRouter.OpenPosition({
+            agentId: _agentIds[c.a],
+            vault: vault,
+            token: _tokens[c.t],
+            usdcAmount: c.amount,
+            minTokenOut: 0,
+            maxSlippageBps: SLIPPAGE_BPS,
+            exitsHash: IntentSigner.exitsHash(exits),
+            deadline: block.timestamp + 5 minutes,
+            nonce: router.nextNonce(_agentIds[c.a])
+        });
+        bytes memory sig = _sign(c.a, IntentSigner.structHash(p));
+        c.existing = ghost_openIdOf[c.a][c.t];
+        c.allowed = c.existing == 0 && _buyAllowed(c.a, c.amount);
+        c.expectedId = router.positionCount() + 1;
+        c.before = _balances(c.t);
+
+        vm.recordLogs();
+        try router.openPosition(p, exits, sig) returns (uint256 id) {
+            _recordOpen(c, id, exits);
+        } catch (bytes memory reason) {
+            vm.getRecordedLogs();
+            rejections[uint256(Action.Open)]++;
+            if (c.allowed) _violate("open: rejected although within every limit");
+            bytes memory exists = abi.encodeWithSelector(
+                ITradeRouter.PositionExists.selector, _agentIds[c.a], _tokens[c.t], c.existing
+            );
+            if (c.existing != 0 && keccak256(reason) != keccak256(exists)) {
+                _violate("open: duplicate (agent, token) not rejected with PositionExists");
+            }
+        }
+    }
+
+    function _recordOpen(OpenCall memory c, uint256 id, ITradeRouter.ExitRule[] memory exits) internal {
+        _intentSucceeded(c.a, Action.Open);
+        if (c.existing != 0) _violate("open: a second open position for one (agent, token)");
+        else if (!c.allowed) _violate("open: accepted beyond the track limits or headroom");
+        if (id != c.expectedId || _ghost[id].exists) _violate("open: position id is not the next fresh id");
+        (uint256 tokensIn, uint256 usdcPaid) = _bought(c.t, c.before);
+        if (usdcPaid != c.amount) _violate("open: the vault paid other than usdcAmount");
+        if (tokensIn == 0) _violate("open: no tokens received");
+
+        GhostPosition storage g = _ghost[id];
+        g.exists = true;
+        g.agentIdx = uint8(c.a);
+        g.tokenIdx = uint8(c.t);
+        g.bought = tokensIn;
+        g.usdcIn = c.amount;
+        g.boughtByEvents = _tokensFromLogs(id);
+        _setLadder(id, exits);
+        ghost_positionsIssued = id;
+        ghost_openIdOf[c.a][c.t] = id;
+        ghost_openSize[c.t] += tokensIn;
+        _recordBuy(c.a, c.amount);
+    }
+
+    /// @notice Adds to an open position (limits checked by the model); one call in eight, or when none
+    ///         is open, adds to a closed one, which must be rejected with `PositionNotOpen`.
+    function add(uint256 positionSeed, uint256 amountSeed) external tracked(Action.Add) {
+        (uint256 id, bool isOpen) = _pickPosition(positionSeed);
+        if (id == 0) {
+            skips[uint256(Action.Add)]++;
+            return;
+        }
+        uint256 a = _ghost[id].agentIdx;
+        uint256 t = _ghost[id].tokenIdx;
+        uint256 amount = _buyAmount(a, amountSeed);
+        ITradeRouter.AddToPosition memory p = ITradeRouter.AddToPosition({
+            agentId: _agentIds[a],
+            positionId: id,
+            usdcAmount: amount,
+            minTokenOut: 0,
+            maxSlippageBps: SLIPPAGE_BPS,
+            deadline: block.timestamp + 5 minutes,
+            nonce: router.nextNonce(_agentIds[a])
+        });
+        bytes memory sig = _sign(a, IntentSigner.structHash(p));
+        bool allowed = isOpen && _buyAllowed(a, amount);
+        Balances memory before = _balances(t);
+
+        vm.recordLogs();
+        try router.addToPosition(p, sig) {
+            _intentSucceeded(a, Action.Add);
+            if (!isOpen) _violate("add: a closed position was increased");
+            else if (!allowed) _violate("add: accepted beyond the track limits or headroom");
+            (uint256 tokensIn, uint256 usdcPaid) = _bought(t, before);
+            if (usdcPaid != amount) _violate("add: the vault paid other than usdcAmount");
+            if (tokensIn == 0) _violate("add: no tokens received");
+            GhostPosition storage g = _ghost[id];
+            g.bought += tokensIn;
+            g.usdcIn += amount;
+            _recordBuy(a, amount);
+            g.boughtByEvents += _tokensFromLogs(id);
+            ghost_openSize[t] += tokensIn;
+        } catch (bytes memory reason) {
+            vm.getRecordedLogs();
+            rejections[uint256(Action.Add)]++;
+            if (allowed) _violate("add: rejected although within every limit");
+            if (!isOpen && keccak256(reason) != keccak256(abi.encodeWithSelector(ITradeRouter.PositionNotOpen.selector, id)))
+            {
+                _violate("add: closed position not rejected with PositionNotOpen(id)");
+            }
+        }
+    }
+
+    /// @notice Reduces an open position by a random amount, up to 120% of its size (at or above the
+    ///         size closes it). Risk-reducing: must go through whatever the limits say.
+    function reduce(uint256 positionSeed, uint256 amountSeed) external tracked(Action.Reduce) {
+        uint256 id = _anyOpenId(positionSeed);
+        if (id == 0) {
+            skips[uint256(Action.Reduce)]++;
+            return;
+        }
+        uint256 a = _ghost[id].agentIdx;
+        uint256 t = _ghost[id].tokenIdx;
+        ITradeRouter.PositionView memory pos = router.position(id);
+        uint256 size = pos.size;
+        // Mostly a share of the size (0.01%..120%); one time in eight any amount up to 120%, dust included.
+        uint256 amount = amountSeed % 8 == 0
+            ? bound(amountSeed >> 3, 1, size + size / 5 + 1)
+            : size * bound(amountSeed >> 3, 1, 12_000) / BPS + 1;
+        (uint256 price,,) = oracle.latestPrice(_tokens[t]);
+        bool mustSucceed = (amount < size ? amount : size) * price / SCALE >= MIN_CERTAIN_SALE;
+        ITradeRouter.ReducePosition memory p = ITradeRouter.ReducePosition({
+            agentId: _agentIds[a],
+            positionId: id,
+            tokenAmount: amount,
+            minUsdcOut: 0,
+            maxSlippageBps: SLIPPAGE_BPS,
+            deadline: block.timestamp + 5 minutes,
+            nonce: router.nextNonce(_agentIds[a])
+        });
+        bytes memory sig = _sign(a, IntentSigner.structHash(p));
+        Balances memory before = _balances(t);
+
+        vm.recordLogs();
+        try router.reducePosition(p, sig) {
+            _recordReduce(id, amount, pos, before);
+        } catch {
+            vm.getRecordedLogs();
+            rejections[uint256(Action.Reduce)]++;
+            if (mustSucceed) _violate("reduce: a risk-reducing sale was blocked");
+        }
+    }
+
+    /// @dev Checks a successful reduce of `amount` from `pos` (SPEC §1.4: at or above the size closes)
+    ///      and books it.
+    function _recordReduce(uint256 id, uint256 amount, ITradeRouter.PositionView memory pos, Balances memory before)
+        internal
+    {
+        GhostPosition storage g = _ghost[id];
+        _intentSucceeded(g.agentIdx, Action.Reduce);
+        (uint256 sold, uint256 proceeds) = _sold(g.tokenIdx, before);
+        if (sold != (amount < pos.size ? amount : pos.size)) _violate("reduce: sold other than min(tokenAmount, size)");
+        _recordSale(id, sold, _tokensFromLogs(id), proceeds, pos.costBasis, true);
+        bool closed = !router.position(id).open;
+        if (closed != (amount >= pos.size)) _violate("reduce: closed iff tokenAmount >= size does not hold");
+        if (closed) _close(id);
+    }
+
+    /// @notice Replaces an open position's ladder with a random valid one (re-arming all rules); one
+    ///         call in eight, or when none is open, targets a closed one, which must be rejected.
+    function updateLadder(uint256 positionSeed, uint256 ladderSeed) external tracked(Action.UpdateLadder) {
+        (uint256 id, bool isOpen) = _pickPosition(positionSeed);
+        if (id == 0) {
+            skips[uint256(Action.UpdateLadder)]++;
+            return;
+        }
+        uint256 a = _ghost[id].agentIdx;
+        ITradeRouter.ExitRule[] memory exits = _randomLadder(a, ladderSeed);
+        ITradeRouter.UpdateExitLadder memory p = ITradeRouter.UpdateExitLadder({
+            agentId: _agentIds[a],
+            positionId: id,
+            exitsHash: IntentSigner.exitsHash(exits),
+            deadline: block.timestamp + 5 minutes,
+            nonce: router.nextNonce(_agentIds[a])
+        });
+        bytes memory sig = _sign(a, IntentSigner.structHash(p));
+
+        try router.updateExitLadder(p, exits, sig) {
+            _intentSucceeded(a, Action.UpdateLadder);
+            if (!isOpen) _violate("updateLadder: a closed position's ladder was replaced");
+            _setLadder(id, exits);
+            _ghost[id].firedMask = 0;
+        } catch (bytes memory reason) {
+            rejections[uint256(Action.UpdateLadder)]++;
+            if (isOpen) _violate("updateLadder: a valid ladder update was blocked");
+            else if (
+                keccak256(reason) != keccak256(abi.encodeWithSelector(ITradeRouter.PositionNotOpen.selector, id))
+            ) {
+                _violate("updateLadder: closed position not rejected with PositionNotOpen(id)");
+            }
+        }
+    }
+
+    /// @notice A random keeper fires an open position's ladder (the current one, as tracked here) and
+    ///         the outcome is checked against the ladder model: what fires, in which order, what is
+    ///         sold and what is left. One call in eight sends a ladder other than the current one, and
+    ///         one in eight targets a closed position; both must be rejected.
+    function executeExit(uint256 positionSeed, uint256 callerSeed, uint256 modeSeed)
+        external
+        tracked(Action.ExecuteExit)
+    {
+        address caller = address(uint160(uint256(keccak256(abi.encode("keeper", callerSeed % 16)))));
+        uint256 id = _anyOpenId(positionSeed);
+        if (id == 0 || modeSeed % 8 == 1) {
+            _exitClosed(positionSeed, caller);
+            return;
+        }
+        GhostPosition storage g = _ghost[id];
+        ITradeRouter.ExitRule[] memory exits = _ladders[id];
+
+        if (modeSeed % 8 == 0) {
+            exits[0].exitBps = exits[0].exitBps == 1 ? 2 : exits[0].exitBps - 1;
+            vm.prank(caller);
+            try router.executeExit(id, exits) {
+                _violate("executeExit: accepted a ladder other than the current one");
+            } catch (bytes memory reason) {
+                rejections[uint256(Action.ExecuteExit)]++;
+                if (bytes4(reason) != ITradeRouter.LadderMismatch.selector) {
+                    _violate("executeExit: a wrong ladder not rejected with LadderMismatch");
+                }
+            }
+            return;
+        }
+
+        uint256 t = g.tokenIdx;
+        ITradeRouter.PositionView memory pos = router.position(id);
+        (uint256 price,,) = oracle.latestPrice(_tokens[t]);
+        ExitModel memory m = _modelExit(exits, g.firedMask, pos.size, pos.costBasis, price);
+        Balances memory before = _balances(t);
+
+        vm.recordLogs();
+        vm.prank(caller);
+        try router.executeExit(id, exits) returns (uint256 fired) {
+            _recordExit(id, fired, m, pos, before);
+        } catch (bytes memory reason) {
+            vm.getRecordedLogs();
+            rejections[uint256(Action.ExecuteExit)]++;
+            if (m.fired != 0) {
+                _violate("executeExit: a triggered rule was not executed");
+            } else if (
+                keccak256(reason)
+                    != keccak256(abi.encodeWithSelector(ITradeRouter.ExitNotTriggered.selector, id, price))
+            ) {
+                _violate("executeExit: untriggered ladder not rejected with ExitNotTriggered(id, price)");
+            }
+        }
+    }
+
+    /// @dev Checks a successful `executeExit` against the ladder model `m` and books it.
+    function _recordExit(
+        uint256 id,
+        uint256 fired,
+        ExitModel memory m,
+        ITradeRouter.PositionView memory pos,
+        Balances memory before
+    ) internal {
+        successes[uint256(Action.ExecuteExit)]++;
+        ghost_exitsFired += fired;
+        GhostPosition storage g = _ghost[id];
+        (uint256 sold, uint256 proceeds) = _sold(g.tokenIdx, before);
+        (uint256 soldByEvents, uint256 fills) = _exitFillsFromLogs(id);
+        if (m.fired == 0) _violate("executeExit: fired although no armed rule is triggered");
+        if (fired != m.fired || fills != fired) _violate("executeExit: fired count differs from the ladder model");
+        if (sold != pos.size - m.size) _violate("executeExit: sold other than the ladder model");
+        // Exits are not the agent's trades: they count toward realized PnL, not turnover.
+        _recordSale(id, sold, soldByEvents, proceeds, pos.costBasis, false);
+        ITradeRouter.PositionView memory afterExit = router.position(id);
+        if (m.size == 0) {
+            if (afterExit.open) _violate("executeExit: a full exit left the position open");
+            _close(id);
+        } else {
+            if (
+                afterExit.size != m.size || afterExit.costBasis != m.costBasis || afterExit.firedMask != m.firedMask
+            ) _violate("executeExit: position state differs from the ladder model");
+            g.firedMask = m.firedMask;
+        }
+    }
+
+    /// @notice Random walk of one token's price by up to 30% (up ×(1+m), down ÷(1+m), so the walk has
+    ///         no drift in log terms; kept in [$1, $1000]) after a few minutes; both prices are pushed
+    ///         again so neither goes stale.
+    function movePrice(uint256 tokenSeed, uint256 moveSeed, uint256 warpSeed) external tracked(Action.MovePrice) {
+        uint256 t = tokenSeed % TOKENS;
+        uint256 moveBps = bound(moveSeed >> 1, 0, 3_000);
+        vm.warp(block.timestamp + bound(warpSeed, 0, 20 minutes));
+        (uint256 price,,) = oracle.latestPrice(_tokens[t]);
+        uint256 next = moveSeed % 2 == 0 ? price * (BPS + moveBps) / BPS : price * BPS / (BPS + moveBps);
+        if (next < MIN_PRICE) next = MIN_PRICE;
+        if (next > MAX_PRICE) next = MAX_PRICE;
+        _refreshPrices();
+        vm.prank(admin);
+        oracle.setPrice(_tokens[t], next);
+        successes[uint256(Action.MovePrice)]++;
+    }
+
+    /// @notice Jumps one or two UTC days ahead (to a random time of day), which resets the daily
+    ///         turnover and loss counters; prices are pushed again so they stay fresh.
+    function warpDay(uint256 daysSeed, uint256 timeOfDaySeed) external tracked(Action.WarpDay) {
+        uint256 day = block.timestamp / 1 days + bound(daysSeed, 1, 2);
+        vm.warp(day * 1 days + bound(timeOfDaySeed, 0, 1 days - 1));
+        _refreshPrices();
+        successes[uint256(Action.WarpDay)]++;
+    }
+
+    // ================================================================== views for the invariants
+
+    function agentId(uint256 agentIdx) external view returns (uint256) {
+        return _agentIds[agentIdx];
+    }
+
+    function token(uint256 tokenIdx) external view returns (address) {
+        return _tokens[tokenIdx];
+    }
+
+    function ghostPosition(uint256 positionId) external view returns (GhostPosition memory) {
+        return _ghost[positionId];
+    }
+
+    function ladderOf(uint256 positionId) external view returns (ITradeRouter.ExitRule[] memory) {
+        return _ladders[positionId];
+    }
+
+    /// @notice The agent's turnover and realized PnL for the current UTC day, per the handler.
+    function ghostToday(uint256 agentIdx) public view returns (uint256 turnover, int256 realizedPnl) {
+        DailyCounters memory d = _daily[agentIdx];
+        if (d.day != block.timestamp / 1 days) return (0, 0);
+        return (d.turnover, d.realizedPnl);
+    }
+
+    function violationCount() external view returns (uint256) {
+        return _violations.length;
+    }
+
+    function firstViolation() external view returns (string memory) {
+        return _violations.length == 0 ? "" : _violations[0];
+    }
+
+    function totalCalls() external view returns (uint256 n) {
+        for (uint256 i; i < ACTIONS; ++i) {
+            n += calls[i];
+        }
+    }
+
+    function totalIntents() external view returns (uint256 n) {
+        for (uint256 i; i < AGENTS; ++i) {
+            n += ghost_intents[i];
+        }
+    }
+
+    /// @notice The fuzzer's entry points, for the test's `targetSelectors`.
+    function actions() external pure returns (bytes4[] memory s) {
+        s = new bytes4[](ACTIONS);
+        s[0] = this.open.selector;
+        s[1] = this.add.selector;
+        s[2] = this.reduce.selector;
+        s[3] = this.updateLadder.selector;
+        s[4] = this.executeExit.selector;
+        s[5] = this.movePrice.selector;
+        s[6] = this.warpDay.selector;
+    }
+
+    // ================================================================== internals
+
+    function _violate(string memory what) internal {
+        _violations.push(what);
+    }
+
+    function _intentSucceeded(uint256 a, Action action) internal {
+        ghost_intents[a]++;
+        successes[uint256(action)]++;
+    }
+
+    function _sign(uint256 a, bytes32 structHash) internal view returns (bytes memory) {
+        bytes32 separator = IntentSigner.domainSeparator(block.chainid, address(router));
+        return IntentSigner.sign(_agentKeys[a], IntentSigner.digest(separator, structHash));
+    }
+
+    function _refreshPrices() internal {
+        vm.startPrank(admin);
+        for (uint256 t; t < TOKENS; ++t) {
+            (uint256 price,,) = oracle.latestPrice(_tokens[t]);
+            oracle.setPrice(_tokens[t], price);
+        }
+        vm.stopPrank();
+    }
+
+    // ------------------------------------------------------------------ amounts and limits
+
+    /// @dev Around the headroom: half the time a share of a quarter of it, a quarter of the time a share
+    ///      of 110% of it, and a quarter of the time any amount up to 110% (dust included) as the raw seed.
+    function _buyAmount(uint256 a, uint256 seed) internal view returns (uint256) {
+        uint256 allocation = registry.agentConfig(_agentIds[a]).allocation;
+        uint256 deployed = router.agentState(_agentIds[a]).deployed;
+        uint256 headroom = allocation > deployed ? allocation - deployed : 0;
+        uint256 mode = seed % 4;
+        seed >>= 2;
+        if (mode == 0) return bound(seed, 1, headroom * 11 / 10 + 1);
+        uint256 cap = mode == 1 ? headroom * 11 / 10 : headroom / 4;
+        return cap * bound(seed, 1, BPS) / BPS + 1;
+    }
+
+    /// @dev SPEC §1.5 for an open or add of `amount`: the router's deployed capital (checked on its own
+    ///      by an invariant) and the handler's own daily counters.
+    function _buyAllowed(uint256 a, uint256 amount) internal view returns (bool) {
+        IAgentRegistry.AgentConfig memory cfg = registry.agentConfig(_agentIds[a]);
+        uint256 deployed = router.agentState(_agentIds[a]).deployed;
+        (uint256 turnover, int256 realizedPnl) = ghostToday(a);
+        uint256 allocation = cfg.allocation;
+        if (realizedPnl <= -int256(allocation * cfg.track.maxDailyLossBps / BPS)) return false;
+        if (amount > allocation * cfg.track.maxTradeSizeBps / BPS) return false;
+        if (deployed + amount > allocation) return false;
+        if (turnover + amount > allocation * cfg.track.maxDailyTurnoverBps / BPS) return false;
+        return amount != 0;
+    }
+
+    // ------------------------------------------------------------------ ladders
+
+    /// @dev A ladder of 1..4 rules valid for the agent's track (2..4 when it needs both kinds).
+    function _randomLadder(uint256 a, uint256 seed) internal view returns (ITradeRouter.ExitRule[] memory rules) {
+        IAgentRegistry.Track memory track = registry.agentConfig(_agentIds[a]).track;
+        uint256 n = 1 + seed % 4;
+        if (track.requireStopLoss && track.requireTakeProfit && n < 2) n = 2;
+        rules = new ITradeRouter.ExitRule[](n);
+        bool hasStop;
+        bool hasTake;
+        for (uint256 i; i < n; ++i) {
+            uint256 r = uint256(keccak256(abi.encode(seed, i)));
+            rules[i] = _randomRule(track, uint8(r % 2), r >> 8);
+            if (rules[i].triggerType == 0) hasStop = true;
+            else hasTake = true;
+        }
+        // With both kinds required there are at least two rules, so the two fixes never collide.
+        if (track.requireTakeProfit && !hasTake) rules[n - 1] = _randomRule(track, 1, seed >> 16);
+        if (track.requireStopLoss && !hasStop) rules[0] = _randomRule(track, 0, seed >> 24);
+        rules[n - 1].exitBps = uint16(BPS);
+    }
+
+    function _randomRule(IAgentRegistry.Track memory track, uint8 kind, uint256 r)
+        internal
+        pure
+        returns (ITradeRouter.ExitRule memory rule)
+    {
+        rule.triggerType = kind;
+        if (kind == 0) {
+            uint256 deepest = track.maxStopLossBps < 5_000 ? track.maxStopLossBps : 5_000;
+            rule.triggerBps = -int32(uint32(bound(r, 1, deepest)));
+        } else {
+            uint256 highest = track.maxTakeProfitBps < 5_000 ? track.maxTakeProfitBps : 5_000;
+            if (highest < track.minTakeProfitBps) highest = track.minTakeProfitBps;
+            rule.triggerBps = int32(uint32(bound(r, track.minTakeProfitBps, highest)));
+        }
+        // One rule in four sells everything; the rest a random share.
+        uint256 e = r >> 64;
+        rule.exitBps = e % 4 == 0 ? uint16(BPS) : uint16(bound(e >> 2, 1, BPS));
+    }
+
+    function _setLadder(uint256 id, ITradeRouter.ExitRule[] memory exits) internal {
+        delete _ladders[id];
+        for (uint256 i; i < exits.length; ++i) {
+            _ladders[id].push(exits[i]);
+        }
+    }
+
+    /// @dev SPEC §1.6 written out again: the lowest-index armed triggered rule fires, selling its
+    ///      share of what is left; repeat while one is triggered. value = size · price rounded down;
+    ///      a stop is triggered when value·10⁴ ≤ cost·(10⁴+bps), a take-profit when ≥.
+    function _modelExit(
+        ITradeRouter.ExitRule[] memory exits,
+        uint8 firedMask,
+        uint256 size,
+        uint256 costBasis,
+        uint256 price
+    ) internal pure returns (ExitModel memory m) {
+        m.firedMask = firedMask;
+        m.size = size;
+        m.costBasis = costBasis;
+        while (m.size != 0) {
+            uint256 value = m.size * price / SCALE;
+            uint256 i = type(uint256).max;
+            for (uint256 j; j < exits.length; ++j) {
+                if (m.firedMask & (1 << j) != 0) continue;
+                uint256 threshold = m.costBasis * uint256(int256(BPS) + exits[j].triggerBps);
+                bool triggered = exits[j].triggerType == 0 ? value * BPS <= threshold : value * BPS >= threshold;
+                if (triggered) {
+                    i = j;
+                    break;
+                }
+            }
+            if (i == type(uint256).max) break;
+            m.firedMask |= uint8(1 << i);
+            uint256 sold = exits[i].exitBps == BPS ? m.size : m.size * exits[i].exitBps / BPS;
+            uint256 removed = sold == m.size ? m.costBasis : m.costBasis * sold / m.size;
+            m.size -= sold;
+            m.costBasis -= removed;
+            ++m.fired;
+        }
+    }
+
+    // ------------------------------------------------------------------ bookkeeping
+
+    /// @dev An open position mostly; one time in eight (or when none is open) the last closed
+    ///         position of a random (agent, token), which may be none (id 0).
+    function _pickPosition(uint256 seed) internal view returns (uint256 id, bool isOpen) {
+        if (seed % 8 != 0) {
+            id = _anyOpenId(seed >> 3);
+            if (id != 0) return (id, true);
+        }
+        uint256 slot = (seed >> 3) % (AGENTS * TOKENS);
+        return (_lastClosedIdOf[slot / TOKENS][slot % TOKENS], false);
+    }
+
+    /// @dev `executeExit` on a closed position must be rejected with `PositionNotOpen`.
+    function _exitClosed(uint256 seed, address caller) internal {
+        uint256 slot = seed % (AGENTS * TOKENS);
+        uint256 id = _lastClosedIdOf[slot / TOKENS][slot % TOKENS];
+        if (id == 0) {
+            skips[uint256(Action.ExecuteExit)]++;
+            return;
+        }
+        ITradeRouter.ExitRule[] memory exits = _ladders[id];
+        vm.prank(caller);
+        try router.executeExit(id, exits) {
+            _violate("executeExit: a closed position was exited again");
+        } catch (bytes memory reason) {
+            rejections[uint256(Action.ExecuteExit)]++;
+            if (keccak256(reason) != keccak256(abi.encodeWithSelector(ITradeRouter.PositionNotOpen.selector, id))) {
+                _violate("executeExit: closed position not rejected with PositionNotOpen(id)");
+            }
+        }
+    }
+
+    function _anyOpenId(uint256 seed) internal view returns (uint256) {
+        uint256 slots = AGENTS * TOKENS;
+        uint256 start = seed % slots;
+        for (uint256 k; k < slots; ++k) {
+            uint256 s = (start + k) % slots;
+            uint256 id = ghost_openIdOf[s / TOKENS][s % TOKENS];
+            if (id != 0) return id;
+        }
+        return 0;
+    }
+
+    function _balances(uint256 t) internal view returns (Balances memory b) {
+        b.token = IERC20(_tokens[t]).balanceOf(vault);
+        b.usdc = usdc.balanceOf(vault);
+    }
+
+    /// @dev Tokens the vault gained and USDC it paid since `before` (0 where it moved the other way).
+    function _bought(uint256 t, Balances memory before) internal returns (uint256 tokensIn, uint256 usdcPaid) {
+        Balances memory now_ = _balances(t);
+        tokensIn = now_.token > before.token ? now_.token - before.token : 0;
+        usdcPaid = before.usdc > now_.usdc ? before.usdc - now_.usdc : 0;
+        if (now_.token < before.token || now_.usdc > before.usdc) _violate("buy: balances moved the wrong way");
+    }
+
+    function _sold(uint256 t, Balances memory before) internal returns (uint256 tokensOut, uint256 usdcIn) {
+        Balances memory now_ = _balances(t);
+        tokensOut = before.token > now_.token ? before.token - now_.token : 0;
+        usdcIn = now_.usdc > before.usdc ? now_.usdc - before.usdc : 0;
+        if (now_.token > before.token || now_.usdc < before.usdc) _violate("sale: balances moved the wrong way");
+    }
+
+    /// @dev Books a sale: tokens out of the position (saturating on purpose: an oversold position must
+    ///      be recorded as sold > bought, not revert the call and erase the evidence), and the agent's
+    ///      realized PnL (proceeds − cost basis removed) and, for a reduce, turnover for the UTC day.
+    function _recordSale(
+        uint256 id,
+        uint256 sold,
+        uint256 soldByEvents,
+        uint256 proceeds,
+        uint256 basisBefore,
+        bool countsAsTurnover
+    ) internal {
+        GhostPosition storage g = _ghost[id];
+        g.sold += sold;
+        g.soldByEvents += soldByEvents;
+        uint256 t = g.tokenIdx;
+        ghost_openSize[t] = ghost_openSize[t] > sold ? ghost_openSize[t] - sold : 0;
+
+        uint256 basisAfter = router.position(id).costBasis;
+        if (basisAfter > basisBefore) _violate("sale: cost basis went up");
+        uint256 removed = basisAfter < basisBefore ? basisBefore - basisAfter : 0;
+        DailyCounters storage d = _rollGhostDay(g.agentIdx);
+        d.realizedPnl += int256(proceeds) - int256(removed);
+        if (countsAsTurnover) d.turnover += proceeds;
+    }
+
+    function _recordBuy(uint256 a, uint256 usdcAmount) internal {
+        _rollGhostDay(a).turnover += usdcAmount;
+    }
+
+    function _rollGhostDay(uint256 a) internal returns (DailyCounters storage d) {
+        d = _daily[a];
+        uint256 today = block.timestamp / 1 days;
+        if (d.day != today) {
+            d.day = today;
+            d.turnover = 0;
+            d.realizedPnl = 0;
+        }
+    }
+
+    function _close(uint256 id) internal {
+        GhostPosition storage g = _ghost[id];
+        g.closed = true;
+        g.firedMask = 0;
+        ghost_openIdOf[g.agentIdx][g.tokenIdx] = 0;
+        _lastClosedIdOf[g.agentIdx][g.tokenIdx] = id;
+        ghost_closedPositions++;
+    }
+
+    /// @dev tokensOut of PositionOpened / PositionIncreased, tokensIn of PositionReduced, for `id`.
+    function _tokensFromLogs(uint256 id) internal returns (uint256 tokens) {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i; i < logs.length; ++i) {
+            Vm.Log memory l = logs[i];
+            if (l.emitter != address(router) || l.topics.length < 2 || uint256(l.topics[1]) != id) continue;
+            if (l.topics[0] == ITradeRouter.PositionOpened.selector) {
+                (, uint256 tokensOut,) = abi.decode(l.data, (uint256, uint256, uint256));
+                tokens += tokensOut;
+            } else if (l.topics[0] == ITradeRouter.PositionIncreased.selector) {
+                (, uint256 tokensOut,,,) = abi.decode(l.data, (uint256, uint256, uint256, uint256, uint256));
+                tokens += tokensOut;
+            } else if (l.topics[0] == ITradeRouter.PositionReduced.selector) {
+                (uint256 tokensIn,,,,,) = abi.decode(l.data, (uint256, uint256, uint256, int256, uint256, uint256));
+                tokens += tokensIn;
+            }
+        }
+    }
+
+    function _exitFillsFromLogs(uint256 id) internal returns (uint256 tokens, uint256 fills) {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i; i < logs.length; ++i) {
+            Vm.Log memory l = logs[i];
+            if (l.emitter != address(router) || l.topics[0] != ITradeRouter.ExitExecuted.selector) continue;
+            if (uint256(l.topics[1]) != id) continue;
+            ITradeRouter.ExitFill memory fill = abi.decode(l.data, (ITradeRouter.ExitFill));
+            tokens += fill.tokensIn;
+            ++fills;
+        }
+    }
+}

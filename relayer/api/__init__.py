@@ -1,0 +1,1 @@
+"""The HTTP API (SPEC §2): an app factory, one place for errors, one module per resource."""

@@ -1,0 +1,22 @@
+"""An agent's registration, limits and counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from relayer.api.deps import ServicesDep
+from relayer.intents.build import agent_of
+from relayer.views import agent_json
+
+router = APIRouter(tags=["agents"])
+
+
+@router.get("/agents/{agent_id}")
+def get_agent(agent_id: str, services: ServicesDep) -> dict[str, Any]:
+    now = services.intents.chain_now()
+    with services.sessions() as session, services.state.read():
+        agent = agent_of(services.state, agent_id)
+        next_nonce = services.intents.context(session, agent, now).expected_nonce
+        return agent_json(services.state, agent, now, next_nonce)

@@ -1,0 +1,119 @@
+"""What a failed command says: one line, `error: <reason>`, and an exit code.
+
+The command line's own errors are `CliError` (exit 1, an operational failure) and `BadInput` (exit 2,
+the operator typed something that cannot work). Everything the layers below raise is mapped here, in
+one place (`describe`), so no command needs a try/except of its own and no traceback reaches an
+operator. `tests/cli/test_errors.py` checks each mapping.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Final
+
+import pydantic
+import requests
+from web3.exceptions import (
+    ContractLogicError,
+    TimeExhausted,
+    Web3Exception,
+    Web3RPCError,
+)
+
+from relayer.amounts import AmountError
+from relayer.chain.admin import OperatorError
+from relayer.chain.anvil import AnvilError
+from relayer.chain.artifacts import ArtifactMissingError
+from relayer.feed import FeedError, FeedStalledError
+from relayer.localstack import StackError
+
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+
+
+class CliError(Exception):
+    """An operational failure the operator can act on (exit 1)."""
+
+    exit_code = EXIT_FAILURE
+
+
+class BadInput(CliError):  # noqa: N818
+    """An argument that cannot work: malformed, out of range, or naming nothing on the chain (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class NoManifest(CliError):  # noqa: N818
+    def __init__(self, path: object) -> None:
+        super().__init__(
+            f"no deployment manifest at {path}: run `alphagrid up` (local chain) or `alphagrid deploy` first"
+        )
+
+
+class ChainUnreachable(CliError):  # noqa: N818
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"cannot reach the chain at {url} (is `alphagrid up` running, or ALPHAGRID_RPC_URL right?)"
+        )
+
+
+_AMOUNT_REASONS: Final = {
+    "type": "not a string",
+    "empty": "empty",
+    "sign": "amounts are unsigned (no + or -)",
+    "syntax": "not a plain decimal number such as 100 or 0.25",
+    "leading_zero": "leading zero",
+    "too_large": "too large",
+}
+
+
+def amount_message(exc: AmountError, what: str = "amount") -> str:
+    if exc.reason == "too_many_decimals":
+        reason = f"at most {exc.decimals} decimals"
+    else:
+        reason = _AMOUNT_REASONS.get(exc.reason, exc.reason)
+    return f"invalid {what} {exc.text!r}: {reason}"
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _settings_message(exc: pydantic.ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    name = f"ALPHAGRID_{loc.upper()}" if loc else "settings"
+    return f"invalid configuration: {name}: {first.get('msg', 'invalid')}"
+
+
+def describe(exc: BaseException) -> tuple[int, str] | None:
+    """(exit code, one-line reason) for every failure a command may meet; None for a bug."""
+    if isinstance(exc, CliError):
+        return exc.exit_code, one_line(str(exc))
+    if isinstance(exc, AmountError):
+        return EXIT_USAGE, amount_message(exc)
+    if isinstance(exc, FeedStalledError):
+        return EXIT_FAILURE, one_line(str(exc))
+    if isinstance(exc, FeedError):
+        return EXIT_USAGE, one_line(str(exc))
+    if isinstance(exc, (OperatorError, AnvilError, ArtifactMissingError, StackError)):
+        return EXIT_FAILURE, one_line(str(exc))
+    if isinstance(exc, pydantic.ValidationError):
+        if exc.title == "Settings":
+            return EXIT_USAGE, _settings_message(exc)
+        return EXIT_FAILURE, one_line(f"invalid {exc.title}: {exc.errors()[0].get('msg', '')}")
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return EXIT_FAILURE, "lost the connection to the chain: " + one_line(str(exc))[:200]
+    if isinstance(exc, TimeExhausted):
+        return EXIT_FAILURE, "the chain did not mine the transaction in time: " + one_line(str(exc))
+    if isinstance(exc, ContractLogicError):
+        return EXIT_FAILURE, "a contract call reverted: " + one_line(str(exc.message or exc))
+    if isinstance(exc, Web3RPCError):
+        return EXIT_FAILURE, "the chain refused the request: " + one_line(str(exc.message or exc))
+    if isinstance(exc, Web3Exception):
+        return EXIT_FAILURE, one_line(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, subprocess.SubprocessError):
+        return EXIT_FAILURE, one_line(str(exc))
+    if isinstance(exc, OSError):
+        return EXIT_FAILURE, one_line(str(exc))
+    return None

@@ -1,0 +1,223 @@
+"""Follows the contracts' events into the in-memory state and the database mirror.
+
+Reads `confirmations` blocks behind the head. A cursor (block number and hash) makes restarts resume;
+a cursor whose hash the chain no longer has means a reorg: the mirror is dropped and rebuilt from
+`startBlock`, which is also what a relayer that lost its database does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
+
+from relayer.chain import rpc
+from relayer.chain.events import DecodedLog, EventDecoder
+from relayer.domain.ladder import exits_to_json
+from relayer.state import ChainState, PositionInfo
+from relayer.store import mirror
+
+log = logging.getLogger("alphagrid.indexer")
+
+# Router events → the kind recorded in a position's history and the stream event type.
+_POSITION_KINDS = {
+    "PositionOpened": "opened",
+    "PositionIncreased": "increased",
+    "PositionReduced": "reduced",
+    "ExitExecuted": "exit",
+    "ExitLadderSet": "ladder",
+    "PositionClosed": "closed",
+}
+_STREAM_TYPES = {
+    "PositionOpened": "fill",
+    "PositionIncreased": "fill",
+    "PositionReduced": "fill",
+    "ExitExecuted": "exit_fired",
+    "ExitLadderSet": "ladder_updated",
+    "PositionClosed": "position_closed",
+}
+
+
+def _jsonable(args: dict[str, Any]) -> dict[str, Any]:
+    def conv(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, bytes):
+            return "0x" + v.hex()
+        return v
+
+    return {k: conv(v) for k, v in args.items()}
+
+
+class Indexer:
+    def __init__(
+        self,
+        w3: Web3,
+        sessions: sessionmaker[Session],
+        state: ChainState,
+        decoder: EventDecoder,
+        addresses: Sequence[str],
+        start_block: int,
+        *,
+        confirmations: int = 0,
+        batch_blocks: int = 2_000,
+        on_event: Callable[[DecodedLog, PositionInfo | None], None] | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.sessions = sessions
+        self.state = state
+        self.decoder = decoder
+        self.addresses = list(addresses)
+        self.start_block = start_block
+        self.confirmations = confirmations
+        self.batch_blocks = batch_blocks
+        self.on_event = on_event
+        self._next_block = start_block
+        self._persist_from = start_block
+        self._last_hash: str | None = None
+        self._timestamps: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def bootstrap(self) -> None:
+        """Rebuilds the in-memory state from `startBlock`; persists only what the database lacks."""
+        with self.sessions.begin() as session:
+            cur = mirror.cursor(session)
+            if cur is not None and self._hash_at(cur.block_number) != cur.block_hash:
+                log.warning("indexer cursor %s is not on the chain any more: rebuilding", cur.block_number)
+                mirror.clear(session)
+                cur = None
+            self._persist_from = cur.block_number + 1 if cur is not None else self.start_block
+        self._next_block = self.start_block
+        while self.poll_once():
+            pass
+
+    def run(self, stop: threading.Event, interval_s: float = 0.2) -> None:
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # a transient RPC or DB failure must not kill the follower
+                log.exception("indexer poll failed")
+                stop.wait(1.0)
+            stop.wait(interval_s)
+
+    # ------------------------------------------------------------------ one step
+
+    def poll_once(self) -> int:
+        """Indexes the next batch of confirmed blocks; returns how many blocks it covered."""
+        head = int(rpc.call(self.w3, "eth_blockNumber", []), 16) - self.confirmations
+        if head < self._next_block:
+            return 0
+        if self._last_hash is not None and self._hash_at(self._next_block - 1) != self._last_hash:
+            self._rebuild()
+            return 1
+        from_block = self._next_block
+        to_block = min(head, from_block + self.batch_blocks - 1)
+        self._timestamps.clear()
+        raw_logs = rpc.call(
+            self.w3,
+            "eth_getLogs",
+            [{"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": self.addresses}],
+        )
+        to_hash = self._hash_at(to_block)
+        # The state lock spans the batch and outlives the commit: a reader never sees half a transaction
+        # (an open without its ladder), nor memory ahead of the history the database serves.
+        with self.state.lock, self.sessions.begin() as session:
+            for raw in raw_logs:
+                decoded = self.decoder.decode(raw)
+                if decoded is not None:
+                    self._apply(session, decoded, self._timestamp(raw))
+            if to_block >= self._persist_from:
+                mirror.set_cursor(session, to_block, to_hash)
+        # Blocks without our events still move the chain's clock (and say how far we have read).
+        self.state.observe_block(to_block, self._timestamps[to_block])
+        self._next_block = to_block + 1
+        self._last_hash = to_hash
+        return to_block - from_block + 1
+
+    def _apply(self, session: Session, event: DecodedLog, timestamp: int) -> None:
+        position = self.state.apply(event, timestamp)
+        persist = event.block_number >= self._persist_from
+        if event.name == "NonceUsed" or position is not None:
+            agent_id = event.args.get("agentId")
+            if persist and agent_id is not None:
+                mirror.upsert_counters(session, agent_id, self.state.counters[agent_id])
+        if self.on_event is not None:
+            self.on_event(event, position)
+        if position is None:
+            return
+        if persist:
+            mirror.upsert_position(session, position)
+            data = _jsonable(event.args)
+            mirror.add_position_event(
+                session,
+                position.position_id,
+                _POSITION_KINDS[event.name],
+                block_number=event.block_number,
+                block_timestamp=timestamp,
+                tx_hash=event.tx_hash,
+                log_index=event.log_index,
+                data=data,
+            )
+            stream = {"positionId": str(position.position_id), "txHash": event.tx_hash, **data}
+            if event.name == "ExitLadderSet":
+                stream["rules"] = exits_to_json(position.rules)
+            mirror.append_stream(
+                session,
+                position.agent_id,
+                _STREAM_TYPES[event.name],
+                stream,
+                dedupe_key=f"{event.tx_hash}:{event.log_index}",
+            )
+
+    def _rebuild(self) -> None:
+        log.warning(
+            "reorg below block %s: rebuilding the mirror from block %s", self._next_block, self.start_block
+        )
+        with self.sessions.begin() as session:
+            mirror.clear(session)
+        with self.state.lock:
+            fresh = ChainState()
+            for name in (
+                "agents",
+                "tracks",
+                "track_ids",
+                "vaults",
+                "tokens",
+                "symbols",
+                "allowed",
+                "prices",
+                "positions",
+                "open_positions",
+                "counters",
+            ):
+                setattr(self.state, name, getattr(fresh, name))
+            self.state.block_number = -1
+        self._next_block = self.start_block
+        self._persist_from = self.start_block
+        self._last_hash = None
+        self._timestamps.clear()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _hash_at(self, block_number: int) -> str:
+        block = rpc.call(self.w3, "eth_getBlockByNumber", [hex(block_number), False])
+        if block is None:
+            return ""
+        h: str = block["hash"]
+        self._timestamps[block_number] = int(block["timestamp"], 16)
+        return h
+
+    def _timestamp(self, raw: dict[str, Any]) -> int:
+        if raw.get("blockTimestamp"):
+            return int(raw["blockTimestamp"], 16)
+        number = int(raw["blockNumber"], 16)
+        if number not in self._timestamps:
+            self._hash_at(number)
+        return self._timestamps[number]

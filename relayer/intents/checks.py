@@ -1,0 +1,251 @@
+"""The checks of SPEC §2.4, in its order, as data: submit stops at the first failure, verify shows them
+all, a quote shows those that need no signature. Each failure is the RelayerError the API answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from relayer import eip712
+from relayer.amounts import format_amount
+from relayer.domain import exits as exit_math
+from relayer.domain.ladder import LadderInvalid, validate_ladder
+from relayer.domain.limits import AgentBook, LimitExceeded, check_buy
+from relayer.domain.track import Track
+from relayer.errors import RelayerError, invalid_request
+from relayer.intents.build import USDC_DECIMALS, Built
+from relayer.state import ChainState
+
+BPS = 10_000
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    error: RelayerError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"check": self.name, "ok": self.ok}
+        if self.error is not None:
+            out.update(code=self.error.code, message=self.error.message)
+        return out
+
+
+@dataclass(frozen=True)
+class Context:
+    state: ChainState
+    domain: eip712.Domain
+    now: int  # the timestamp the transaction is expected to execute at (chain time)
+    expected_nonce: int
+    book: AgentBook  # rolled to `now`, with the agent's in-flight buys counted
+    track: Track
+
+
+def _signature(b: Built, ctx: Context) -> RelayerError | None:
+    if b.signature is None:
+        return None
+    digest = b.digest(ctx.domain)
+    try:
+        recovered = eip712.recover_signer(digest, b.signature)
+    except eip712.SignatureError as exc:
+        return invalid_request(f"bad signature encoding: {exc.reason}", field="signature")
+    if recovered.lower() != b.agent.signer.lower():
+        return RelayerError(
+            "invalid_signature",
+            f"the signature recovers to {recovered}, not agent {b.agent.agent_id}'s signer",
+            {"digest": "0x" + digest.hex(), "recovered": recovered, "expectedSigner": b.agent.signer},
+        )
+    return None
+
+
+def _agent_active(b: Built, _ctx: Context) -> RelayerError | None:
+    if not b.agent.active:
+        return RelayerError("agent_inactive", f"agent {b.agent.agent_id} is deactivated")
+    return None
+
+
+def _not_paused(_b: Built, ctx: Context) -> RelayerError | None:
+    return RelayerError("paused", "the TradeRouter is paused") if ctx.state.paused else None
+
+
+def _nonce(b: Built, ctx: Context) -> RelayerError | None:
+    got = b.intent.nonce
+    if got != ctx.expected_nonce:
+        return RelayerError(
+            "nonce_mismatch",
+            f"expected nonce {ctx.expected_nonce}, got {got}",
+            {"expected": ctx.expected_nonce},
+        )
+    return None
+
+
+def _deadline(b: Built, ctx: Context) -> RelayerError | None:
+    deadline = b.intent.deadline
+    if ctx.now > deadline:
+        return RelayerError(
+            "deadline_expired",
+            f"deadline {deadline} has passed (chain time {ctx.now})",
+            {"deadline": deadline, "now": ctx.now},
+        )
+    return None
+
+
+def _token_allowed(b: Built, ctx: Context) -> RelayerError | None:
+    if b.primary_type not in ("OpenPosition", "AddToPosition"):
+        return None
+    if (b.agent.vault_id, b.token.address) not in ctx.state.allowed:
+        return RelayerError(
+            "token_not_allowed",
+            f"{b.token.symbol} is not enabled for vault {b.agent.vault_id}",
+            {"symbol": b.token.symbol, "vaultId": b.agent.vault_id},
+        )
+    return None
+
+
+def _position(b: Built, ctx: Context) -> RelayerError | None:
+    if b.primary_type == "OpenPosition":
+        existing = ctx.state.open_positions.get((b.agent.agent_id, b.token.address))
+        if existing is not None:
+            return RelayerError(
+                "position_exists",
+                f"agent {b.agent.agent_id} already holds position {existing} in {b.token.symbol}; "
+                "use add or reduce",
+                {"positionId": str(existing)},
+            )
+        return None
+    assert b.position is not None
+    current = ctx.state.positions.get(b.position.position_id, b.position)
+    if not current.open:
+        return RelayerError(
+            "position_closed",
+            f"position {current.position_id} is closed",
+            {"positionId": str(current.position_id)},
+        )
+    return None
+
+
+def _ladder(b: Built, ctx: Context) -> RelayerError | None:
+    if b.exits is None:
+        return None
+    try:
+        validate_ladder(b.exits, ctx.track)
+    except LadderInvalid as exc:
+        return RelayerError(
+            "exit_ladder_invalid", str(exc), {"ruleIndex": exc.rule_index, "reason": exc.reason.name}
+        )
+    return None
+
+
+def _amounts(b: Built, _ctx: Context) -> RelayerError | None:
+    intent = b.intent
+    if isinstance(intent, eip712.UpdateExitLadder):
+        return None
+    reduce = isinstance(intent, eip712.ReducePosition)
+    size = intent.token_amount if isinstance(intent, eip712.ReducePosition) else intent.usdc_amount
+    if size == 0:
+        field = "tokenAmount" if reduce else "usdcAmount"
+        return invalid_request(f"{field} must be greater than zero", field=field)
+    if intent.max_slippage_bps > BPS:
+        return invalid_request("maxSlippageBps must be at most 10000", field="maxSlippageBps")
+    return None
+
+
+def _limits(b: Built, ctx: Context) -> RelayerError | None:
+    if b.primary_type not in ("OpenPosition", "AddToPosition") or b.usdc_amount == 0:
+        return None
+    try:
+        check_buy(ctx.book, ctx.track, b.usdc_amount)
+    except LimitExceeded as exc:
+        # The domain speaks base units (the revert's arguments); the API speaks USDC (SPEC §2.1).
+        human = {k: format_amount(v, USDC_DECIMALS) for k, v in exc.details.items()}
+        return RelayerError(exc.code, exc.message, human)
+    except ValueError as exc:
+        return invalid_request(str(exc))
+    return None
+
+
+def _oracle(b: Built, ctx: Context) -> RelayerError | None:
+    if b.primary_type == "UpdateExitLadder":
+        return None
+    price = ctx.state.prices.get(b.token.address)
+    if price is None or ctx.now > price.updated_at + ctx.state.max_price_age_s:
+        return RelayerError(
+            "oracle_stale",
+            f"the {b.token.symbol} price is older than {ctx.state.max_price_age_s} s",
+            {"symbol": b.token.symbol, "updatedAt": price.updated_at if price else None},
+        )
+    return None
+
+
+def _slippage(b: Built, ctx: Context) -> RelayerError | None:
+    """The fill the venue will give at the current oracle price against the signed bounds."""
+    intent = b.intent
+    price = ctx.state.prices.get(b.token.address)
+    if price is None or isinstance(intent, eip712.UpdateExitLadder) or intent.max_slippage_bps > BPS:
+        return None
+    dec, spread = b.token.decimals, ctx.state.spread_bps
+    if isinstance(intent, eip712.ReducePosition):
+        assert b.position is not None
+        current = ctx.state.positions.get(b.position.position_id, b.position)
+        tokens_in = min(intent.token_amount, current.size)
+        out = exit_math.venue_sell_out(tokens_in, price.price, spread, dec)
+        ok = out >= intent.min_usdc_out and exit_math.sell_within_slippage(
+            tokens_in, out, price.price, intent.max_slippage_bps, dec
+        )
+        floor, out_decimals, unit = intent.min_usdc_out, USDC_DECIMALS, "USDC"
+    else:
+        out = exit_math.venue_buy_out(intent.usdc_amount, price.price, spread, dec)
+        ok = out >= intent.min_token_out and exit_math.buy_within_slippage(
+            intent.usdc_amount, out, price.price, intent.max_slippage_bps, dec
+        )
+        floor, out_decimals, unit = intent.min_token_out, dec, b.token.symbol
+    if not ok:
+        return RelayerError(
+            "slippage_exceeded",
+            f"the venue would fill {format_amount(out, out_decimals)} {unit}, outside the signed bounds",
+            {
+                "expectedOut": format_amount(out, out_decimals),
+                "minOut": format_amount(floor, out_decimals),
+                "maxSlippageBps": intent.max_slippage_bps,
+            },
+        )
+    return None
+
+
+SIGNED_CHECKS: tuple[tuple[str, Callable[[Built, Context], RelayerError | None]], ...] = (
+    ("signature", _signature),
+    ("agent_active", _agent_active),
+    ("not_paused", _not_paused),
+    ("nonce", _nonce),
+    ("deadline", _deadline),
+    ("token_allowed", _token_allowed),
+    ("position", _position),
+    ("exit_ladder", _ladder),
+    ("amount", _amounts),
+    ("limits", _limits),
+    ("oracle_fresh", _oracle),
+    ("slippage", _slippage),
+)
+
+# What a quote can say before anything is signed.
+QUOTE_CHECKS = tuple(c for c in SIGNED_CHECKS if c[0] not in ("signature", "nonce", "deadline"))
+
+
+def run(
+    b: Built,
+    ctx: Context,
+    checks: tuple[tuple[str, Callable[[Built, Context], RelayerError | None]], ...] = SIGNED_CHECKS,
+) -> list[Check]:
+    return [Check(name, fn(b, ctx)) for name, fn in checks]
+
+
+def first_failure(b: Built, ctx: Context) -> RelayerError | None:
+    for _name, fn in SIGNED_CHECKS:
+        error = fn(b, ctx)
+        if error is not None:
+            return error
+    return None

@@ -1,0 +1,140 @@
+"""Builds the relayer from its settings and manifest and runs its workers: the indexer, the sender's
+receipt follower and the intent dispatcher, each a thread with a stop event. The HTTP app reads from
+the same `Services`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account import Account
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
+
+from relayer import eip712
+from relayer.chain import artifacts
+from relayer.chain.admin import revert_decoder
+from relayer.chain.events import EventDecoder
+from relayer.chain.sender import TxSender
+from relayer.config import Settings
+from relayer.indexer import Indexer
+from relayer.intents.pipeline import IntentService
+from relayer.keeper.keeper import Keeper
+from relayer.keeper.leader import make_leader
+from relayer.manifest import Manifest
+from relayer.metrics import Metrics
+from relayer.state import ChainState
+from relayer.store.db import make_engine, make_session_factory
+from relayer.store.migrate import upgrade
+
+log = logging.getLogger("alphagrid.service")
+
+EVENT_SOURCES = ("TradeRouter", "AgentRegistry", "TokenRegistry", "PriceOracle", "OraclePriceVenue")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    manifest: Manifest
+    w3: Web3
+    engine: Engine
+    sessions: sessionmaker[Session]
+    state: ChainState
+    decoder: EventDecoder
+    indexer: Indexer
+    sender: TxSender
+    intents: IntentService
+    keeper: Keeper
+    metrics: Metrics
+    domain: eip712.Domain
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Catches up with the chain, reconciles transactions, then starts the workers."""
+        self.indexer.bootstrap()
+        self.keeper.load()
+        self.indexer.on_event = self.keeper.on_event
+        self.sender.reconcile()
+        self._spawn("indexer", lambda: self.indexer.run(self.stop, interval_s=0.05))
+        self._spawn("sender", lambda: self.sender.run(self.stop, interval_s=0.05))
+        self._spawn("dispatcher", lambda: self.intents.run(self.stop, interval_s=0.05))
+        if self.settings.keeper:
+            self._spawn("keeper", lambda: self.keeper.run(self.stop, interval_s=0.05))
+
+    def _spawn(self, name: str, target: Callable[[], Any]) -> None:
+        thread = threading.Thread(target=target, name=f"alphagrid-{name}", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.intents.notify()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.engine.dispose()
+
+
+def build_services(settings: Settings, manifest: Manifest) -> Services:
+    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 15}))
+    engine = make_engine(settings.database_url)
+    if settings.database_url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    state = ChainState()
+    decoder = EventDecoder(artifacts.abi(name) for name in EVENT_SOURCES)
+    c = manifest.contracts
+    metrics = Metrics(CollectorRegistry())
+    indexer = Indexer(
+        w3,
+        sessions,
+        state,
+        decoder,
+        [c.trade_router, c.agent_registry, c.token_registry, c.price_oracle, c.venue],
+        manifest.start_block,
+    )
+    keys = [k.get_secret_value() for k in settings.relayer_keys]
+    sender = TxSender(w3, sessions, keys, manifest.chain_id)
+    domain = eip712.Domain(manifest.chain_id, Web3.to_checksum_address(c.trade_router))
+    intents = IntentService(
+        w3=w3,
+        sessions=sessions,
+        state=state,
+        domain=domain,
+        sender=sender,
+        router=c.trade_router,
+        simulate_from=Account.from_key(keys[0]).address,
+        revert_decoder=revert_decoder(),
+        event_decoder=decoder,
+    )
+    keeper = Keeper(
+        w3=w3,
+        sessions=sessions,
+        state=state,
+        sender=sender,
+        router=c.trade_router,
+        reverts=revert_decoder(),
+        metrics=metrics,
+        leader=make_leader(engine, sessions),
+    )
+    return Services(
+        settings=settings,
+        manifest=manifest,
+        w3=w3,
+        engine=engine,
+        sessions=sessions,
+        state=state,
+        decoder=decoder,
+        indexer=indexer,
+        sender=sender,
+        intents=intents,
+        keeper=keeper,
+        metrics=metrics,
+        domain=domain,
+    )

@@ -1,0 +1,128 @@
+"""Pipelining (SPEC §2.3): the quote's nonce counts the agent's intents in flight, so an agent can sign
+n, n+1, n+2 without waiting; the relayer sends them in nonce order and each one confirms."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .conftest import Api
+from .test_api_idempotency import nonces_used
+from .test_api_rejections import LADDER, SL, TP, open_position, rpc, settle, signed, submit
+
+NO_WAIT = {"Prefer": "wait=0"}
+
+
+def follow(api: Api, agent_id: int, intent_id: str, timeout_s: float = 20.0) -> dict[str, Any]:
+    """Polls GET …/intents/{id} until the intent is final; returns the record."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = api.client.get(f"/agents/{agent_id}/intents/{intent_id}")
+        assert r.status_code == 200, r.text
+        record: dict[str, Any] = r.json()
+        if record["status"] in ("confirmed", "failed", "rejected"):
+            return record
+        assert time.monotonic() < deadline, (
+            f"intent {intent_id} still {record['status']} after {timeout_s} s: {record}"
+        )
+        time.sleep(0.05)
+
+
+def test_three_opens_signed_back_to_back_confirm_in_nonce_order(api: Api) -> None:
+    agent_id, _ = api.agent(0)
+    accepted = []
+    for symbol in ("NVDA", "AAPL", "TSLA"):
+        q, body = signed(api, 0, "OpenPosition", symbol=symbol, usdcAmount="1000", exits=LADDER)
+        assert q["nonce"] == len(accepted)  # counts the intents in flight, not only the mined ones
+        r = submit(api, agent_id, "OpenPosition", body, headers=NO_WAIT)
+        if r.status_code == 201:  # only the first can be mined already: the others wait for it
+            assert not accepted and r.json()["status"] == "confirmed", r.text
+        else:
+            assert r.status_code == 202, r.text
+            assert r.json()["status"] in ("received", "submitted"), r.text
+        assert r.json()["nonce"] == q["nonce"]
+        accepted.append(r.json()["intentId"])
+    records = [follow(api, agent_id, i) for i in accepted]
+    assert [r["status"] for r in records] == ["confirmed"] * 3, records
+    assert [r["nonce"] for r in records] == [0, 1, 2]
+    blocks = [r["blockNumber"] for r in records]
+    assert blocks == sorted(blocks) and len(set(blocks)) == 3, blocks
+    settle(api)
+    assert nonces_used(api, agent_id) == [0, 1, 2]
+    assert api.client.get(f"/agents/{agent_id}").json()["nextNonce"] == 3
+    positions = api.client.get(f"/agents/{agent_id}/positions").json()["positions"]
+    assert sorted(p["symbol"] for p in positions) == ["AAPL", "NVDA", "TSLA"]
+
+
+def test_mixed_intents_pipelined_and_their_limits_counted_in_flight(api: Api) -> None:
+    agent_id, _ = api.agent(0)
+    position_id = open_position(api, usdc="1000")
+    rpc(api, "evm_setAutomine", False)  # hold everything in the mempool: all four are in flight at once
+    try:
+        plan: list[tuple[str, dict[str, Any]]] = [
+            ("OpenPosition", {"symbol": "AAPL", "usdcAmount": "2000", "exits": LADDER}),
+            ("AddToPosition", {"positionId": position_id, "usdcAmount": "500"}),
+            ("UpdateExitLadder", {"positionId": position_id, "exits": [{**TP, "triggerBps": 3000}, SL]}),
+            ("ReducePosition", {"positionId": position_id, "tokenAmount": "1"}),
+        ]
+        accepted = []
+        for n, (primary_type, params) in enumerate(plan, start=1):
+            q, body = signed(api, 0, primary_type, **params)
+            assert q["nonce"] == n
+            if primary_type == "AddToPosition":  # the open of 2,000 in flight already counts
+                assert q["allocation"]["deployed"] == "3000" and q["allocation"]["turnoverToday"] == "3000"
+            r = submit(api, agent_id, primary_type, body, headers=NO_WAIT)
+            assert r.status_code == 202, r.text
+            accepted.append(r.json()["intentId"])
+        assert api.client.get(f"/agents/{agent_id}").json()["nextNonce"] == 5
+        assert nonces_used(api, agent_id) == [0]
+    finally:
+        rpc(api, "evm_setAutomine", True)
+    rpc(api, "evm_mine")
+    records = [follow(api, agent_id, i) for i in accepted]
+    assert [(r["type"], r["status"]) for r in records] == [(t, "confirmed") for t, _ in plan], records
+    blocks = [r["blockNumber"] for r in records]
+    assert blocks == sorted(blocks), blocks
+    settle(api)
+    assert nonces_used(api, agent_id) == [0, 1, 2, 3, 4]
+    p = api.client.get(f"/agents/{agent_id}/positions/{position_id}").json()
+    assert [r["triggerBps"] for r in p["ladder"]] == [3000, -1000]
+    assert [h["kind"] for h in p["history"]] == ["opened", "ladder", "increased", "ladder", "reduced"]
+
+
+def test_a_predecessor_that_fails_does_not_strand_its_successors(api: Api) -> None:
+    """SPEC §2.3: a 2xx intent is mined or reported failed. When n+1 can no longer be sent (its deadline
+    passed while n was pending), n+2 cannot be mined either; it must be reported, and the agent's next
+    quote must offer n+1 again rather than a nonce behind a gap that can never close."""
+    agent_id, _ = api.agent(0)
+    rpc(api, "evm_setAutomine", False)
+    try:
+        _q, first = signed(api, 0, "OpenPosition", symbol="NVDA", usdcAmount="1000", exits=LADDER)
+        r0 = submit(api, agent_id, "OpenPosition", first, headers=NO_WAIT)
+        assert r0.status_code == 202, r0.text
+        now = api.services.intents.chain_now()
+        _q, short = signed(
+            api,
+            0,
+            "OpenPosition",
+            symbol="AAPL",
+            usdcAmount="1000",
+            exits=LADDER,
+            message={"deadline": now + 1},
+        )
+        r1 = submit(api, agent_id, "OpenPosition", short, headers=NO_WAIT)
+        assert r1.status_code == 202, r1.text
+        _q, third = signed(api, 0, "OpenPosition", symbol="TSLA", usdcAmount="1000", exits=LADDER)
+        r2 = submit(api, agent_id, "OpenPosition", third, headers=NO_WAIT)
+        assert r2.status_code == 202 and r2.json()["nonce"] == 2, r2.text
+        rpc(api, "evm_setNextBlockTimestamp", now + 10)  # n mines after n+1's deadline
+    finally:
+        rpc(api, "evm_setAutomine", True)
+    rpc(api, "evm_mine")
+    assert follow(api, agent_id, r0.json()["intentId"])["status"] == "confirmed"
+    stale = follow(api, agent_id, r1.json()["intentId"])
+    assert stale["status"] == "rejected" and "deadline_expired" in stale["reason"], stale
+    stranded = follow(api, agent_id, r2.json()["intentId"], timeout_s=5)
+    assert stranded["status"] in ("rejected", "failed") and stranded["reason"], stranded
+    q, _body = signed(api, 0, "OpenPosition", symbol="MSFT", usdcAmount="100", exits=LADDER)
+    assert q["nonce"] == 1
