@@ -28,6 +28,7 @@ from relayer.keeper.keeper import Keeper
 from relayer.keeper.leader import make_leader
 from relayer.manifest import Manifest
 from relayer.metrics import Metrics
+from relayer.ratelimit import RateLimiter
 from relayer.state import ChainState
 from relayer.store.db import make_engine, make_session_factory
 from relayer.store.migrate import upgrade
@@ -52,6 +53,7 @@ class Services:
     keeper: Keeper
     metrics: Metrics
     domain: eip712.Domain
+    limiter: RateLimiter
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -137,4 +139,5 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         keeper=keeper,
         metrics=metrics,
         domain=domain,
+        limiter=RateLimiter(settings.submit_rate_per_s, settings.submit_burst),
     )

@@ -4,6 +4,7 @@ invalid_request; anything else → an opaque 500 and a log line (a bug by defini
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +25,11 @@ def error_response(
 def install(app: FastAPI) -> None:
     @app.exception_handler(RelayerError)
     async def _relayer_error(_request: Request, exc: RelayerError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        retry_after = exc.details.get("retryAfterS")
+        if exc.code == "rate_limited" and isinstance(retry_after, (int, float)):
+            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -81,6 +81,13 @@ def _submit(
     key: str | None,
     prefer: str | None,
 ) -> JSONResponse:
+    retry_after_s = services.limiter.take(str(agent_id))
+    if retry_after_s > 0:
+        raise RelayerError(
+            "rate_limited",
+            f"agent {agent_id} is submitting faster than {services.settings.submit_rate_per_s:g}/s",
+            {"retryAfterS": round(retry_after_s, 3)},
+        )
     result = services.intents.submit(
         agent_id, primary_type, body.model_dump(), idempotency_key=key, wait_s=_wait(prefer)
     )
