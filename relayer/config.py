@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     relayer_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(k) for k in RELAYER_KEYS])
     max_price_age_s: int = Field(default=3600, gt=0)
     keeper: bool = True
+    # Blocks behind the head the indexer reads, and the depth the sender re-checks mined blocks to
+    # (reorgs); 0 on a local Anvil, which never reorganizes by itself.
+    confirmations: int = Field(default=0, ge=0, le=256)
     # Submits per agent: a sustained rate and a burst (429 rate_limited beyond them).
     submit_rate_per_s: float = Field(default=20.0, gt=0)
     submit_burst: int = Field(default=100, ge=1)

@@ -20,7 +20,7 @@ from relayer import eip712
 from relayer.chain import artifacts
 from relayer.chain.admin import revert_decoder
 from relayer.chain.events import EventDecoder
-from relayer.chain.sender import TxSender
+from relayer.chain.sender import SenderPolicy, TxSender
 from relayer.config import Settings
 from relayer.indexer import Indexer
 from relayer.intents.pipeline import IntentService
@@ -100,9 +100,12 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         decoder,
         [c.trade_router, c.agent_registry, c.token_registry, c.price_oracle, c.venue],
         manifest.start_block,
+        confirmations=settings.confirmations,
     )
     keys = [k.get_secret_value() for k in settings.relayer_keys]
-    sender = TxSender(w3, sessions, keys, manifest.chain_id)
+    sender = TxSender(
+        w3, sessions, keys, manifest.chain_id, policy=SenderPolicy(confirmation_depth=settings.confirmations)
+    )
     domain = eip712.Domain(manifest.chain_id, Web3.to_checksum_address(c.trade_router))
     intents = IntentService(
         w3=w3,
