@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
 import subprocess
 import threading
 import time
@@ -29,7 +28,7 @@ from web3 import Web3
 
 from relayer.amounts import format_amount
 from relayer.chain.admin import CONTRACT_NAMES, PRICE_DECIMALS, USDC_DECIMALS, Admin
-from relayer.chain.anvil import Anvil, PortInUseError, port_is_free
+from relayer.chain.anvil import Anvil, PortInUseError, foundry_binary, port_is_free
 from relayer.chain.seed import SeedPlan, seed_local
 from relayer.config import REPO_ROOT, Settings
 from relayer.feed import (
@@ -46,7 +45,6 @@ from relayer.server import RelayerServer
 log = logging.getLogger("alphagrid.localstack")
 
 HOST = "127.0.0.1"
-_NPM_FORGE = REPO_ROOT / "node_modules/@foundry-rs/forge-linux-amd64/bin/forge"
 _DEV_BALANCE_WEI = 10_000 * 10**18
 
 
@@ -69,12 +67,7 @@ class Component(Protocol):
 
 
 def forge_binary() -> str:
-    found = shutil.which("forge")
-    if found:
-        return found
-    if _NPM_FORGE.exists():
-        return str(_NPM_FORGE)
-    raise StackError("forge not found: run scripts/up once to install Foundry")
+    return foundry_binary("forge")
 
 
 def build_is_stale(root: Path = REPO_ROOT) -> bool:

@@ -22,8 +22,6 @@ import httpx
 from relayer.config import REPO_ROOT
 from relayer.devkeys import LOCAL_CHAIN_ID
 
-_NPM_ANVIL = REPO_ROOT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
-
 
 class AnvilError(RuntimeError):
     pass
@@ -43,13 +41,19 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def anvil_binary() -> str:
-    found = shutil.which("anvil")
+def foundry_binary(tool: str) -> str:
+    """`forge`, `anvil` or `cast`: on PATH, or where npm put the project's pinned Foundry."""
+    found = shutil.which(tool)
     if found:
         return found
-    if _NPM_ANVIL.exists():
-        return str(_NPM_ANVIL)
-    raise AnvilError("anvil not found: run scripts/up or scripts/test once to install Foundry")
+    npm = REPO_ROOT / f"node_modules/@foundry-rs/{tool}-linux-amd64/bin/{tool}"
+    if npm.exists():
+        return str(npm)
+    raise AnvilError(f"{tool} not found: run scripts/up or scripts/test once to install Foundry")
+
+
+def anvil_binary() -> str:
+    return foundry_binary("anvil")
 
 
 def port_is_free(host: str, port: int) -> bool:

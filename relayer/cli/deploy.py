@@ -15,14 +15,13 @@ from rich.console import Console
 from web3 import Web3
 
 from relayer.chain.admin import Admin
-from relayer.chain.seed import SEED_TOKENS, price_base
+from relayer.chain.seed import deploy_market, manifest_for
 from relayer.cli import inputs
 from relayer.cli.errors import CliError
 from relayer.cli.output import JsonOption, Output, fields, table
 from relayer.cli.session import Session, connect, core_of, make_admin
 from relayer.cli.views import contracts_table, prices_table, read_prices, read_tracks, tracks_table
-from relayer.domain.track import DEFAULT_TRACKS
-from relayer.manifest import Contracts, Manifest
+from relayer.manifest import Manifest
 
 
 def deploy_contracts(
@@ -31,39 +30,20 @@ def deploy_contracts(
     rpc_url: str,
     api_url: str,
     max_price_age_s: int,
-    spread_bps: int = 10,
+    spread_bps: int,
     venue_usdc_base: int = 0,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> Manifest:
-    start_block = admin.w3.eth.block_number
-    progress("deploying contracts")
-    core = admin.deploy_core(max_price_age_s=max_price_age_s, spread_bps=spread_bps)
-    progress(f"creating tokens {', '.join(SEED_TOKENS)} with their prices")
-    tokens = {
-        symbol: admin.add_token(symbol, name, price_base(p)) for symbol, (name, p) in SEED_TOKENS.items()
-    }
-    progress(f"setting tracks {', '.join(DEFAULT_TRACKS)}")
-    for name, limits in DEFAULT_TRACKS.items():
-        admin.set_track(name, limits)
-    if venue_usdc_base:
-        progress("minting the venue's USDC liquidity")
-        admin.mint_usdc(core.venue, venue_usdc_base)
-    return Manifest(
-        chainId=admin.chain_id,
-        rpcUrl=rpc_url,
-        apiUrl=api_url,
-        startBlock=start_block,
-        contracts=Contracts(
-            TradeRouter=core.trade_router,
-            AgentRegistry=core.agent_registry,
-            TokenRegistry=core.token_registry,
-            PriceOracle=core.price_oracle,
-            USDC=core.usdc,
-            Venue=core.venue,
-        ),
-        tokens=dict(tokens),
-        vaults=[],
+    """The market (contracts, tokens, prices, tracks) without vaults or agents: `vault create` and
+    `agent register` add those."""
+    market = deploy_market(
+        admin,
+        max_price_age_s=max_price_age_s,
+        spread_bps=spread_bps,
+        venue_usdc_base=venue_usdc_base,
+        progress=progress,
     )
+    return manifest_for(admin, market, rpc_url=rpc_url, api_url=api_url)
 
 
 def _refuse_overwrite(session: Session, w3: Web3, chain_id: int) -> None:
