@@ -264,7 +264,7 @@ class IntentService:
     def _answer(self, intent_id: int, wait_s: float) -> SubmitResult:
         deadline = time.monotonic() + wait_s
         while True:
-            self.finalize_pending()
+            self.finalize_pending(intent_id)
             with self.sessions() as session:
                 row = session.get(Intent, intent_id)
                 assert row is not None
@@ -365,20 +365,24 @@ class IntentService:
                 intent_id, "rejected", f"nonce {nonce} was used by another intent", None, nonce_unused=False
             )
 
-    def finalize_pending(self) -> None:
+    def finalize_pending(self, intent_id: int | None = None) -> None:
+        """Records the outcome of every submitted intent whose transaction is final (or just one)."""
+        query = (
+            select(Intent.id, TxRequest.status, TxRequest.mined_hash, TxRequest.error)
+            .join(TxRequest, Intent.tx_request_id == TxRequest.id)
+            .where(Intent.status == "submitted", TxRequest.status != "pending")
+        )
+        if intent_id is not None:
+            query = query.where(Intent.id == intent_id)
         with self.sessions() as session:
-            rows = session.execute(
-                select(Intent.id, TxRequest.status, TxRequest.mined_hash, TxRequest.error)
-                .join(TxRequest, Intent.tx_request_id == TxRequest.id)
-                .where(Intent.status == "submitted", TxRequest.status != "pending")
-            ).all()
-        for intent_id, tx_status, mined_hash, error in rows:
+            rows = session.execute(query).all()
+        for row_id, tx_status, mined_hash, error in rows:
             if tx_status == "mined" and mined_hash:
-                self._confirm(intent_id, mined_hash)
+                self._confirm(row_id, mined_hash)
             elif tx_status == "failed":
-                self._close(intent_id, "failed", f"the transaction reverted on chain ({mined_hash})", None)
+                self._close(row_id, "failed", f"the transaction reverted on chain ({mined_hash})", None)
             elif tx_status == "dropped":
-                self._dropped(intent_id, error)
+                self._dropped(row_id, error)
 
     def _dropped(self, intent_id: int, error: str | None) -> None:
         with self.sessions() as session:
