@@ -102,9 +102,15 @@ class IntentService:
 
     def context(self, session: Session, agent: AgentInfo, now: int) -> checks.Context:
         counters = self.state.counters_on(agent.agent_id, now)
+        # In flight, or confirmed in a block this process's indexer has not applied yet (another
+        # replica's submit, or ours a moment ago): both move the nonce on and count against limits.
         live = session.execute(
             select(Intent.nonce, Intent.primary_type, Intent.message)
-            .where(Intent.agent_id == agent.agent_id, Intent.status.in_(LIVE))
+            .where(
+                Intent.agent_id == agent.agent_id,
+                Intent.status.in_((*LIVE, "confirmed")),
+                Intent.nonce >= counters.next_nonce,
+            )
             .order_by(Intent.nonce)
         ).all()
         book = AgentBook(
@@ -112,8 +118,6 @@ class IntentService:
         )
         expected = counters.next_nonce
         for nonce, primary_type, message in live:
-            if nonce < counters.next_nonce:
-                continue  # mined already; the dispatcher will mark it
             expected = max(expected, nonce + 1)
             if primary_type in ("OpenPosition", "AddToPosition"):
                 book = apply_buy(book, int(message["usdcAmount"]))
@@ -268,7 +272,10 @@ class IntentService:
             with self.sessions() as session:
                 row = session.get(Intent, intent_id)
                 assert row is not None
-                if row.status == "confirmed":
+                # Answer once this process's view includes the block too, so the agent's next quote
+                # sees the position and the spent nonce (the wait bounds it; the context covers a miss).
+                indexed = row.block_number is None or self.state.block_number >= row.block_number
+                if row.status == "confirmed" and (indexed or time.monotonic() >= deadline):
                     return SubmitResult(201, intent_json(row))
                 if row.status in ("failed", "rejected"):
                     raise RelayerError(
