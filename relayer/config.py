@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from relayer.devkeys import OPERATOR_KEY, RELAYER_KEYS
 
@@ -24,7 +26,10 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     database_url: str = ""
     operator_key: SecretStr = SecretStr(OPERATOR_KEY)
-    relayer_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(k) for k in RELAYER_KEYS])
+    # NoDecode: the env value reaches `_split_keys` as written, so "0xaa,0xbb" works as well as JSON.
+    relayer_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=lambda: [SecretStr(k) for k in RELAYER_KEYS]
+    )
     max_price_age_s: int = Field(default=3600, gt=0)
     keeper: bool = True
     # Blocks behind the head the indexer reads, and the depth the sender re-checks mined blocks to
@@ -40,8 +45,13 @@ class Settings(BaseSettings):
     @classmethod
     def _split_keys(cls, value: object) -> object:
         # `ALPHAGRID_RELAYER_KEYS=0xaa,0xbb` as well as a JSON list.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [k.strip() for k in value.split(",") if k.strip()]
+        if isinstance(value, str):
+            text = value.strip()
+            return (
+                json.loads(text)
+                if text.startswith("[")
+                else [k.strip() for k in text.split(",") if k.strip()]
+            )
         return value
 
     @model_validator(mode="after")
