@@ -101,13 +101,13 @@ def main() -> int:
         if intent.get("positionId"):
             p = client.get(f"/agents/{agent_id}/positions/{intent['positionId']}").json()
             print(
-                f"position {p['id']}: {p['size']} {p['symbol']}, cost {p['costBasis']} USDC, entry {p['entryPrice']}"
+                f"position {p['id']}: {p['size']} {p['symbol']}, cost {p['costBasis']} USDC, "
+                f"entry {p['entryPrice']}"
             )
             for rule in p["ladder"]:
-                print(
-                    f"  {rule['triggerType']:10} {rule['triggerBps']:+6} bps -> sell {rule['exitBps'] / 100:g}% "
-                    f"at {rule['triggerPrice']}"
-                )
+                share = f"{rule['exitBps'] / 100:g}%"
+                trigger = f"{rule['triggerType']:10} {rule['triggerBps']:+6} bps"
+                print(f"  {trigger} -> sell {share} at {rule['triggerPrice']}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from relayer.cli.agent import agent_app
 from relayer.cli.app import app
 from relayer.cli.deploy import deploy
+from relayer.cli.keeper import keeper
 from relayer.cli.oracle import oracle_app
 from relayer.cli.positions import positions
 from relayer.cli.serve import serve
@@ -15,6 +16,7 @@ from relayer.cli.vault import vault_app
 app.command("up")(up)
 app.command("deploy")(deploy)
 app.command("serve")(serve)
+app.command("keeper")(keeper)
 app.add_typer(vault_app, name="vault")
 app.add_typer(agent_app, name="agent")
 app.add_typer(track_app, name="track")

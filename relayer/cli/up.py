@@ -107,7 +107,7 @@ def up(
     ] = 25,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the local stack: Anvil, contracts, seed data, price feed (and the relayer, once it exists)."""
+    """Run the local stack: Anvil, contracts, seed data, price feed, relayer API and keeper."""
     out = Output(as_json)
     session = Session.load()
     stack = LocalStack(

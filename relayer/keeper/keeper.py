@@ -5,6 +5,15 @@ would fire, simulates, sends, follows the transaction, and writes an audit trail
 The decision (`decide`) is pure; everything around it is I/O. Spending is bounded: one exit in flight
 per position, a stale price never fires, failures retry with back-off up to a cap and are then
 reported, not retried forever.
+
+Retry semantics. A simulation revert that only says the chain is ahead of the keeper's view (the
+price moved back or went stale, the ladder was replaced, the position closed) is a hold, not a
+failure: the indexer brings the change and the keeper looks again. Anything else (the venue cannot
+pay, the router is paused, the node is unreachable, the transaction reverted) is a failure: retried
+after `backoff_s·2^(n−1)` up to `max_attempts`, then reported `failed`. A given-up rule is tried
+again only when something new happens: a new oracle round for its token, or a new ladder. A rule
+whose retry finds it no longer triggered is reported `held` and not retried. An exit that reverts
+because the ladder was replaced or the position closed before it was included is `superseded`.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +34,7 @@ from relayer.chain.events import DecodedLog
 from relayer.chain.reverts import RevertDecoder
 from relayer.chain.sender import TxSender
 from relayer.domain.exits import Fire, PositionState, decide_exits
+from relayer.errors import ChainUnavailableError
 from relayer.keeper.index import TriggerIndex
 from relayer.keeper.leader import Leadership
 from relayer.metrics import Metrics
@@ -35,6 +45,14 @@ log = logging.getLogger("alphagrid.keeper")
 
 GAS_MARGIN = 1.3
 GAS_HEADROOM = 40_000
+
+# Simulation reverts meaning the chain is ahead of the keeper's view, not that the exit failed.
+_HOLD_REVERTS = {
+    "ExitNotTriggered": "price moved back",
+    "OraclePriceStale": "the price is stale on chain",
+    "LadderMismatch": "the ladder was replaced",
+    "PositionNotOpen": "the position was closed",
+}
 
 
 @dataclass(frozen=True)
@@ -67,10 +85,17 @@ class InFlight:
 
 @dataclass
 class RetryState:
+    """A position whose exit failed, under the ladder `exits_hash`."""
+
+    exits_hash: str
+    rules: tuple[int, ...] = ()  # the rules the failed exit was to fire
     attempts: int = 0
-    not_before: float = 0.0
-    gave_up: bool = False
-    exits_hash: str = ""
+    not_before: float = 0.0  # monotonic time of the next attempt
+    gave_up_round: int | None = None  # the oracle round in which the budget ran out
+
+    @property
+    def gave_up(self) -> bool:
+        return self.gave_up_round is not None
 
 
 @dataclass
@@ -90,8 +115,11 @@ class Keeper:
     _queue: queue.SimpleQueue[tuple[str, Any, float]] = field(default_factory=queue.SimpleQueue)
     _in_flight: dict[int, InFlight] = field(default_factory=dict)
     _retries: dict[int, RetryState] = field(default_factory=dict)
-    _held_round: dict[int, int] = field(default_factory=dict)
+    _held_round: dict[int, int] = field(default_factory=dict)  # position → stale round audited
     _wake: threading.Event = field(default_factory=threading.Event)
+    # Look at every token's current price on the next leading step: set on taking leadership (what
+    # happened while following was drained unevaluated) and after a failed step.
+    _resync: bool = True
 
     # ------------------------------------------------------------------ inputs (indexer thread)
 
@@ -106,11 +134,17 @@ class Keeper:
         self._wake.set()
 
     def load(self) -> None:
-        """Indexes every open position in the state (after the indexer's bootstrap)."""
+        """Indexes every open position in the state (after the indexer's bootstrap) and queues every
+        token for evaluation at its current price: a stop crossed while no keeper ran fires now."""
+        now = time.monotonic()
         with self.state.read():
             for p in self.state.positions.values():
                 if p.open:
                     self.index.update(p, self.state.tokens[p.token].decimals)
+            tokens = list(self.state.prices)
+        for token in tokens:
+            self._queue.put(("price", token, now))
+        self._wake.set()
         self.metrics.trigger_index_size.set(len(self.index))
 
     # ------------------------------------------------------------------ loop (keeper thread)
@@ -120,11 +154,20 @@ class Keeper:
         last_try = 0.0
         while not stop.is_set():
             if not leading or time.monotonic() - last_try > 1.0:
-                leading, last_try = self.leader.acquire(), time.monotonic()
+                was_leading = leading
+                try:
+                    leading = self.leader.acquire()
+                except Exception:  # the database is unreachable: follow, and ask again next time
+                    log.exception("keeper leadership check failed")
+                    leading = False
+                last_try = time.monotonic()
+                if leading and not was_leading:
+                    self._resync = True
             try:
                 self.step(leading)
             except Exception:
                 log.exception("keeper step failed")
+                self._resync = True
             self._wake.wait(timeout=interval_s)
             self._wake.clear()
         if leading:
@@ -149,7 +192,14 @@ class Keeper:
         self.metrics.trigger_index_size.set(len(self.index))
         if not leading:
             return
-        self.follow()
+        if self._resync:
+            self._resync = False
+            now = time.monotonic()
+            with self.state.read():
+                for token in self.state.prices:
+                    tokens.setdefault(token, now)
+        for position_id in self.follow():
+            positions.setdefault(position_id, time.monotonic())
         for token, seen in tokens.items():
             self.evaluate_token(token, seen)
         for position_id, seen in positions.items():
@@ -175,56 +225,87 @@ class Keeper:
             p = self.state.positions.get(position_id)
             if p is None or not p.open:
                 self._retries.pop(position_id, None)
+                self._held_round.pop(position_id, None)
                 return
             price = self.state.prices.get(p.token)
             decimals = self.state.tokens[p.token].decimals
             max_age, spread = self.state.max_price_age_s, self.state.spread_bps
+            chain_time = self.state.block_timestamp
         if price is None:
             return
         retry = self._retries.get(position_id)
-        if retry is not None and retry.exits_hash != p.exits_hash:
-            self._retries.pop(position_id)  # a new ladder re-arms: failures of the old one don't count
+        if retry is not None and (
+            retry.exits_hash != p.exits_hash or (retry.gave_up and retry.gave_up_round != price.round_id)
+        ):
+            # A new ladder, or a new oracle round after giving up, re-arms the budget.
+            self._retries.pop(position_id)
             retry = None
         if retry is not None and (retry.gave_up or retry.not_before > time.monotonic()):
             return
         verdict = decide(
             p,
             price,
-            now=int(self.clock()),
+            # The router compares with block.timestamp: never judge by a wall clock behind the chain.
+            now=max(int(self.clock()), chain_time),
             max_price_age_s=max_age,
             spread_bps=spread,
             token_decimals=decimals,
         )
         if isinstance(verdict, Hold):
             if verdict.reason.startswith("stale"):
-                self._audit_triggered(p, price, decimals, spread, "held", verdict.reason)
+                self._audit_stale(p, price, decimals, spread, verdict.reason)
+            elif retry is not None:
+                del self._retries[position_id]
+                outcome = f"{verdict.reason} at this price any more: not retried"
+                self._audit_rules(p, retry.rules, price, "held", outcome, triggered=False)
             return
         data = calls.execute_exit(position_id, p.rules)
-        response = rpc.request(self.w3, "eth_estimateGas", [{"to": self.router, "data": "0x" + data.hex()}])
+        try:
+            response = rpc.request(
+                self.w3, "eth_estimateGas", [{"to": self.router, "data": "0x" + data.hex()}]
+            )
+        except ChainUnavailableError as exc:
+            self._failed(p, verdict, price, f"simulation impossible: {exc.message}")
+            return
         if "error" in response:
             reason = self._revert_reason(response["error"])
-            if reason.startswith("ExitNotTriggered"):
-                self._audit(p, verdict, price, "held", f"simulation: {reason} (price moved back)")
+            why = _HOLD_REVERTS.get(reason.split("{", 1)[0])
+            if why is not None:
+                self._audit(p, verdict, price, "held", f"simulation: {reason} ({why})")
+                if retry is not None:
+                    retry.not_before = time.monotonic() + self.backoff_s  # until the indexer catches up
                 return
             self._failed(p, verdict, price, f"simulation reverted: {reason}")
             return
         gas = int(int(response["result"], 16) * GAS_MARGIN) + GAS_HEADROOM
-        request = self.sender.submit(to=self.router, data=data, gas_limit=gas, purpose="exit")
+        try:
+            request = self.sender.submit(to=self.router, data=data, gas_limit=gas, purpose="exit")
+        except ChainUnavailableError as exc:  # raised before anything was recorded: nothing was sent
+            self._failed(p, verdict, price, f"not sent: {exc.message}")
+            return
         tx_hash = request.attempts[-1].tx_hash if request.attempts else None
         self._in_flight[position_id] = InFlight(request.id, p.exits_hash, verdict, price, seen)
         self._audit(p, verdict, price, "sent", None, tx_hash)
 
-    def follow(self) -> None:
-        """Settles exits in flight: confirmed, or failed and scheduled for a bounded retry."""
+    def follow(self) -> list[int]:
+        """Settles exits in flight, each once the indexer has read its block: confirmed; superseded
+        (reverted because the ladder was replaced or the position closed before it was included);
+        or failed and scheduled for a bounded retry. Returns the positions settled: the caller looks
+        at them again, since the price may have moved on while their exit was in flight."""
+        settled: list[int] = []
         for position_id, flight in list(self._in_flight.items()):
             with self.sessions() as session:
                 request = session.get(TxRequest, flight.request_id)
                 if request is None or request.status == "pending":
                     continue
                 status, mined_hash, error = request.status, request.mined_hash, request.error
-            del self._in_flight[position_id]
+                block = request.block_number
             with self.state.read():
+                if block is not None and self.state.block_number < block:
+                    continue  # judge it by the state its block leaves behind
                 p = self.state.positions.get(position_id)
+            del self._in_flight[position_id]
+            settled.append(position_id)
             if p is None:
                 continue
             if status == "mined":
@@ -232,21 +313,34 @@ class Keeper:
                 self.metrics.exits_fired.inc(len(flight.fires))
                 self.metrics.exit_latency.observe(time.monotonic() - flight.observed_at)
                 self._audit(p, flight.fires, flight.price, "confirmed", "mined", mined_hash)
+            elif not p.open or p.exits_hash != flight.exits_hash:
+                self._retries.pop(position_id, None)
+                why = "the position was closed" if not p.open else "the ladder was replaced (LadderMismatch)"
+                outcome = f"transaction {status}: {why} before it was included"
+                self._audit(p, flight.fires, flight.price, "superseded", outcome, mined_hash)
             else:
                 self._failed(p, flight.fires, flight.price, f"transaction {status}: {error or mined_hash}")
+        return settled
 
     def _failed(self, p: PositionInfo, fires: list[Fire], price: PriceInfo, reason: str) -> None:
         self.metrics.exits_failed.inc()
-        retry = self._retries.setdefault(p.position_id, RetryState(exits_hash=p.exits_hash))
+        retry = self._retries.get(p.position_id)
+        if retry is None or retry.exits_hash != p.exits_hash:
+            retry = self._retries[p.position_id] = RetryState(exits_hash=p.exits_hash)
+        retry.rules = tuple(f.rule_index for f in fires)
         retry.attempts += 1
         if retry.attempts >= self.max_attempts:
-            retry.gave_up = True
-            self._audit(p, fires, price, "failed", f"gave up after {retry.attempts} attempts: {reason}")
+            retry.gave_up_round = price.round_id
+            outcome = (
+                f"gave up after {retry.attempts} attempts: {reason}; "
+                "tried again on the next oracle round or ladder update"
+            )
+            self._audit(p, fires, price, "failed", outcome)
             log.error("exit for position %s failed for good: %s", p.position_id, reason)
             return
         delay = self.backoff_s * 2 ** (retry.attempts - 1)
         retry.not_before = time.monotonic() + delay
-        self._audit(p, fires, price, "retry", f"{reason}; retrying in {delay:.0f} s")
+        self._audit(p, fires, price, "retry", f"{reason}; retrying in {delay:g} s")
 
     def _revert_reason(self, error: dict[str, Any]) -> str:
         data = error.get("data")
@@ -268,29 +362,43 @@ class Keeper:
         outcome: str | None,
         tx_hash: str | None = None,
     ) -> None:
+        self._audit_rules(p, [f.rule_index for f in fires], price, action, outcome, tx_hash)
+
+    def _audit_rules(
+        self,
+        p: PositionInfo,
+        rules: Sequence[int],
+        price: PriceInfo,
+        action: str,
+        outcome: str | None,
+        tx_hash: str | None = None,
+        *,
+        triggered: bool = True,
+    ) -> None:
         with self.sessions.begin() as session:
-            for f in fires:
+            for rule_index in rules:
                 session.add(
                     KeeperAudit(
                         position_id=p.position_id,
-                        rule_index=f.rule_index,
+                        rule_index=rule_index,
                         price=price.price,
                         round_id=price.round_id,
-                        triggered=True,
+                        triggered=triggered,
                         action=action,
                         outcome=outcome,
                         tx_hash=tx_hash,
                     )
                 )
 
-    def _audit_triggered(
-        self, p: PositionInfo, price: PriceInfo, decimals: int, spread: int, action: str, outcome: str
+    def _audit_stale(
+        self, p: PositionInfo, price: PriceInfo, decimals: int, spread: int, reason: str
     ) -> None:
-        """A hold for a rule that would fire at this price (e.g. a stale one): say so once per round."""
+        """A stale price holds rules that would fire at it: say so once per oracle round."""
+        if self._held_round.get(p.position_id) == price.round_id:
+            return
         fires = decide_exits(
             PositionState(p.size, p.cost_basis, p.fired_mask, decimals), p.rules, price.price, spread
         )
-        retry = self._retries.setdefault(p.position_id, RetryState(exits_hash=p.exits_hash))
-        if fires and retry.not_before != float(price.round_id):
-            retry.not_before = float(price.round_id)  # reused as "last audited round" for holds
-            self._audit(p, fires, price, action, outcome)
+        if fires:
+            self._held_round[p.position_id] = price.round_id
+            self._audit(p, fires, price, "held", reason)

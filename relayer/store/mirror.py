@@ -1,37 +1,63 @@
-"""Writes of the chain mirror: positions, their history, agent counters, the stream, the cursor."""
+"""Writes of the chain mirror: positions, their history, agent counters, the stream, the cursor.
+
+Every write is an upsert or an insert-if-absent (`ON CONFLICT`, which SQLite and PostgreSQL both
+have): several relayer processes index the same chain into one database, and each must be able to
+write what another already wrote without failing.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from relayer.domain.ladder import exits_to_json
 from relayer.state import Counters, PositionInfo
-from relayer.store.models import AgentCounters, IndexerCursor, Position, PositionEvent, StreamEvent
+from relayer.store.models import AgentCounters, Base, IndexerCursor, Position, PositionEvent, StreamEvent
 
 CURSOR = "router"
 
 
+def _insert(session: Session, model: type[Base]) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return pg_insert(model)
+    if dialect == "sqlite":
+        return sqlite_insert(model)
+    raise NotImplementedError(f"no upsert for {dialect}")
+
+
+def _upsert(session: Session, model: type[Base], key: str, values: dict[str, Any]) -> None:
+    stmt = _insert(session, model).values(**values)
+    updates = {k: stmt.excluded[k] for k in values if k != key}
+    session.execute(stmt.on_conflict_do_update(index_elements=[key], set_=updates))
+
+
 def upsert_position(session: Session, p: PositionInfo) -> None:
-    row = session.get(Position, p.position_id)
-    if row is None:
-        row = Position(id=p.position_id)
-        session.add(row)
-    row.agent_id = p.agent_id
-    row.token = p.token
-    row.status = "open" if p.open else "closed"
-    row.size = p.size
-    row.cost_basis = p.cost_basis
-    row.realized_pnl = p.realized_pnl
-    row.exits_hash = p.exits_hash
-    row.rules = exits_to_json(p.rules)
-    row.fired_mask = p.fired_mask
-    row.opened_at = p.opened_at
-    row.open_tx = p.open_tx
-    row.closed_at = p.closed_at
-    row.close_tx = p.close_tx
+    _upsert(
+        session,
+        Position,
+        "id",
+        {
+            "id": p.position_id,
+            "agent_id": p.agent_id,
+            "token": p.token,
+            "status": "open" if p.open else "closed",
+            "size": p.size,
+            "cost_basis": p.cost_basis,
+            "realized_pnl": p.realized_pnl,
+            "exits_hash": p.exits_hash,
+            "rules": exits_to_json(p.rules),
+            "fired_mask": p.fired_mask,
+            "opened_at": p.opened_at,
+            "open_tx": p.open_tx,
+            "closed_at": p.closed_at,
+            "close_tx": p.close_tx,
+        },
+    )
 
 
 def add_position_event(
@@ -45,40 +71,44 @@ def add_position_event(
     log_index: int,
     data: dict[str, Any],
 ) -> None:
-    session.add(
-        PositionEvent(
-            position_id=position_id,
-            kind=kind,
-            block_number=block_number,
-            block_timestamp=block_timestamp,
-            tx_hash=tx_hash,
-            log_index=log_index,
-            data=data,
-        )
+    stmt = _insert(session, PositionEvent).values(
+        position_id=position_id,
+        kind=kind,
+        block_number=block_number,
+        block_timestamp=block_timestamp,
+        tx_hash=tx_hash,
+        log_index=log_index,
+        data=data,
     )
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["tx_hash", "log_index"]))
 
 
 def upsert_counters(session: Session, agent_id: int, c: Counters) -> None:
-    row = session.get(AgentCounters, agent_id)
-    if row is None:
-        row = AgentCounters(agent_id=agent_id)
-        session.add(row)
-    row.next_nonce = c.next_nonce
-    row.deployed = c.deployed
-    row.day = c.day
-    row.turnover_today = c.turnover_today
-    row.realized_pnl_today = c.realized_pnl_today
+    _upsert(
+        session,
+        AgentCounters,
+        "agent_id",
+        {
+            "agent_id": agent_id,
+            "next_nonce": c.next_nonce,
+            "deployed": c.deployed,
+            "day": c.day,
+            "turnover_today": c.turnover_today,
+            "realized_pnl_today": c.realized_pnl_today,
+        },
+    )
 
 
 def append_stream(
     session: Session, agent_id: int, type_: str, data: dict[str, Any], dedupe_key: str | None = None
 ) -> None:
-    if (
-        dedupe_key is not None
-        and session.scalar(select(StreamEvent.seq).where(StreamEvent.dedupe_key == dedupe_key)) is not None
-    ):
+    if dedupe_key is None:
+        session.add(StreamEvent(agent_id=agent_id, type=type_, data=data))
         return
-    session.add(StreamEvent(agent_id=agent_id, type=type_, data=data, dedupe_key=dedupe_key))
+    stmt = _insert(session, StreamEvent).values(
+        agent_id=agent_id, type=type_, data=data, dedupe_key=dedupe_key
+    )
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]))
 
 
 def cursor(session: Session) -> IndexerCursor | None:
@@ -86,12 +116,12 @@ def cursor(session: Session) -> IndexerCursor | None:
 
 
 def set_cursor(session: Session, block_number: int, block_hash: str) -> None:
-    row = session.get(IndexerCursor, CURSOR)
-    if row is None:
-        session.add(IndexerCursor(name=CURSOR, block_number=block_number, block_hash=block_hash))
-    else:
-        row.block_number = block_number
-        row.block_hash = block_hash
+    _upsert(
+        session,
+        IndexerCursor,
+        "name",
+        {"name": CURSOR, "block_number": block_number, "block_hash": block_hash},
+    )
 
 
 def clear(session: Session) -> None:

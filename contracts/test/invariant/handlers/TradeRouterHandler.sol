@@ -17,7 +17,6 @@ struct Deployment {
     PriceOracle oracle;
     AgentRegistry registry;
     address vault;
-    address venue;
     IERC20 usdc;
     address nvda;
     address aapl;
@@ -110,7 +109,6 @@ contract TradeRouterHandler is TestBase {
 
     TradeRouter internal immutable router;
     PriceOracle internal immutable oracle;
-    AgentRegistry internal immutable registry;
     address internal immutable vault;
     IERC20 internal immutable usdc;
     address internal immutable admin;
@@ -118,6 +116,8 @@ contract TradeRouterHandler is TestBase {
     address[TOKENS] internal _tokens;
     uint256[AGENTS] internal _agentIds;
     uint256[AGENTS] internal _agentKeys;
+    uint256[AGENTS] internal _allocations;
+    IAgentRegistry.Track[AGENTS] internal _tracks;
 
     // ------------------------------------------------------------------ ghost state
 
@@ -137,18 +137,21 @@ contract TradeRouterHandler is TestBase {
     uint256 public ghost_exitsFired;
     uint256 public ghost_closedPositions;
     uint256 public ghost_lastTimestamp;
+    /// @notice The position whose rule edge the price was last moved to.
+    uint256 public ghost_edgeId;
 
     uint256[ACTIONS] public calls;
     uint256[ACTIONS] public successes;
     uint256[ACTIONS] public rejections;
     uint256[ACTIONS] public skips;
+    /// @notice Rejections per error selector (what the fuzzer ran into).
+    mapping(bytes4 selector => uint256) public rejectionsBy;
 
     string[] internal _violations;
 
     constructor(Deployment memory d) {
         router = d.router;
         oracle = d.oracle;
-        registry = d.registry;
         vault = d.vault;
         usdc = d.usdc;
         admin = d.admin;
@@ -162,21 +165,28 @@ contract TradeRouterHandler is TestBase {
         _agentKeys[2] = 0xA9E3;
         vm.startPrank(d.admin);
         _agentIds[1] = d.registry.registerAgent(vm.addr(_agentKeys[1]), d.vaultId, d.testTrackId, 50_000e6);
-        uint256 tight = d.registry.setTrack(
-            "tight",
-            IAgentRegistry.Track({
-                maxTradeSizeBps: 2_500,
-                maxDailyTurnoverBps: 15_000,
-                maxDailyLossBps: 300,
-                maxStopLossBps: 2_000,
-                minTakeProfitBps: 100,
-                maxTakeProfitBps: 5_000,
-                requireStopLoss: true,
-                requireTakeProfit: true
-            })
-        );
+        uint256 tight = d.registry
+            .setTrack(
+                "tight",
+                IAgentRegistry.Track({
+                    maxTradeSizeBps: 1_000,
+                    maxDailyTurnoverBps: 1_200,
+                    maxDailyLossBps: 100,
+                    maxStopLossBps: 2_000,
+                    minTakeProfitBps: 100,
+                    maxTakeProfitBps: 5_000,
+                    requireStopLoss: true,
+                    requireTakeProfit: true
+                })
+            );
         _agentIds[2] = d.registry.registerAgent(vm.addr(_agentKeys[2]), d.vaultId, tight, 200_000e6);
         vm.stopPrank();
+        // Registrations do not change during a run: read them once.
+        for (uint256 a; a < AGENTS; ++a) {
+            IAgentRegistry.AgentConfig memory cfg = d.registry.agentConfig(_agentIds[a]);
+            _allocations[a] = cfg.allocation;
+            _tracks[a] = cfg.track;
+        }
         ghost_lastTimestamp = block.timestamp;
     }
 
@@ -192,15 +202,15 @@ contract TradeRouterHandler is TestBase {
     // ================================================================== actions (fuzzer entry points)
 
     /// @notice Opens a position for a random agent and token with a random valid ladder of 1..4 rules
-    ///         and an amount around the agent's headroom. Opening a token the agent already holds is
-    ///         sent too: it must be rejected.
+    ///         and an amount around the agent's headroom. Mostly the first (agent, token) from there
+    ///         without an open position; one time in four the drawn one as is, so opening a token the
+    ///         agent already holds is sent too: it must be rejected.
     function open(uint256 agentSeed, uint256 tokenSeed, uint256 amountSeed, uint256 ladderSeed)
         external
         tracked(Action.Open)
     {
         OpenCall memory c;
-        c.a = agentSeed % AGENTS;
-        c.t = tokenSeed % TOKENS;
+        (c.a, c.t) = _openSlot(agentSeed, tokenSeed);
         c.amount = _buyAmount(c.a, amountSeed);
         ITradeRouter.ExitRule[] memory exits = _randomLadder(c.a, ladderSeed);
         ITradeRouter.OpenPosition memory p = ITradeRouter.OpenPosition({
@@ -224,14 +234,20 @@ contract TradeRouterHandler is TestBase {
         try router.openPosition(p, exits, sig) returns (uint256 id) {
             _recordOpen(c, id, exits);
         } catch (bytes memory reason) {
+            rejectionsBy[bytes4(reason)]++;
             vm.getRecordedLogs();
             rejections[uint256(Action.Open)]++;
-            if (c.allowed) _violate("open: rejected although within every limit");
-            bytes memory exists = abi.encodeWithSelector(
-                ITradeRouter.PositionExists.selector, _agentIds[c.a], _tokens[c.t], c.existing
-            );
-            if (c.existing != 0 && keccak256(reason) != keccak256(exists)) {
-                _violate("open: duplicate (agent, token) not rejected with PositionExists");
+            if (c.allowed) {
+                _violate("open: rejected although within every limit");
+            } else if (c.existing != 0) {
+                bytes memory exists = abi.encodeWithSelector(
+                    ITradeRouter.PositionExists.selector, _agentIds[c.a], _tokens[c.t], c.existing
+                );
+                if (keccak256(reason) != keccak256(exists)) {
+                    _violate("open: duplicate (agent, token) not rejected with PositionExists");
+                }
+            } else if (!_isLimitRejection(c.a, c.amount, reason)) {
+                _violate("open: rejected with other than the error of a limit it breaks");
             }
         }
     }
@@ -298,12 +314,17 @@ contract TradeRouterHandler is TestBase {
             g.boughtByEvents += _tokensFromLogs(id);
             ghost_openSize[t] += tokensIn;
         } catch (bytes memory reason) {
+            rejectionsBy[bytes4(reason)]++;
             vm.getRecordedLogs();
             rejections[uint256(Action.Add)]++;
-            if (allowed) _violate("add: rejected although within every limit");
-            if (!isOpen && keccak256(reason) != keccak256(abi.encodeWithSelector(ITradeRouter.PositionNotOpen.selector, id)))
-            {
-                _violate("add: closed position not rejected with PositionNotOpen(id)");
+            if (allowed) {
+                _violate("add: rejected although within every limit");
+            } else if (!isOpen) {
+                if (keccak256(reason) != keccak256(abi.encodeWithSelector(ITradeRouter.PositionNotOpen.selector, id))) {
+                    _violate("add: closed position not rejected with PositionNotOpen(id)");
+                }
+            } else if (!_isLimitRejection(a, amount, reason)) {
+                _violate("add: rejected with other than the error of a limit it breaks");
             }
         }
     }
@@ -321,7 +342,7 @@ contract TradeRouterHandler is TestBase {
         ITradeRouter.PositionView memory pos = router.position(id);
         uint256 size = pos.size;
         // Mostly a share of the size (0.01%..120%); one time in eight any amount up to 120%, dust included.
-        uint256 amount = amountSeed % 8 == 0
+        uint256 amount = amountSeed % 8 == 7
             ? bound(amountSeed >> 3, 1, size + size / 5 + 1)
             : size * bound(amountSeed >> 3, 1, 12_000) / BPS + 1;
         (uint256 price,,) = oracle.latestPrice(_tokens[t]);
@@ -341,10 +362,17 @@ contract TradeRouterHandler is TestBase {
         vm.recordLogs();
         try router.reducePosition(p, sig) {
             _recordReduce(id, amount, pos, before);
-        } catch {
+        } catch (bytes memory reason) {
+            rejectionsBy[bytes4(reason)]++;
             vm.getRecordedLogs();
             rejections[uint256(Action.Reduce)]++;
-            if (mustSucceed) _violate("reduce: a risk-reducing sale was blocked");
+            if (mustSucceed) {
+                _violate("reduce: a risk-reducing sale was blocked");
+            }
+            // Dust: proceeds round down to (nearly) nothing, which the 1% slippage bound rejects.
+            else if (bytes4(reason) != ITradeRouter.SlippageExceeded.selector) {
+                _violate("reduce: a dust sale rejected with other than SlippageExceeded");
+            }
         }
     }
 
@@ -356,7 +384,9 @@ contract TradeRouterHandler is TestBase {
         GhostPosition storage g = _ghost[id];
         _intentSucceeded(g.agentIdx, Action.Reduce);
         (uint256 sold, uint256 proceeds) = _sold(g.tokenIdx, before);
-        if (sold != (amount < pos.size ? amount : pos.size)) _violate("reduce: sold other than min(tokenAmount, size)");
+        if (sold != (amount < pos.size ? amount : pos.size)) {
+            _violate("reduce: sold other than min(tokenAmount, size)");
+        }
         _recordSale(id, sold, _tokensFromLogs(id), proceeds, pos.costBasis, true);
         bool closed = !router.position(id).open;
         if (closed != (amount >= pos.size)) _violate("reduce: closed iff tokenAmount >= size does not hold");
@@ -388,9 +418,11 @@ contract TradeRouterHandler is TestBase {
             _setLadder(id, exits);
             _ghost[id].firedMask = 0;
         } catch (bytes memory reason) {
+            rejectionsBy[bytes4(reason)]++;
             rejections[uint256(Action.UpdateLadder)]++;
-            if (isOpen) _violate("updateLadder: a valid ladder update was blocked");
-            else if (
+            if (isOpen) {
+                _violate("updateLadder: a valid ladder update was blocked");
+            } else if (
                 keccak256(reason) != keccak256(abi.encodeWithSelector(ITradeRouter.PositionNotOpen.selector, id))
             ) {
                 _violate("updateLadder: closed position not rejected with PositionNotOpen(id)");
@@ -407,25 +439,18 @@ contract TradeRouterHandler is TestBase {
         tracked(Action.ExecuteExit)
     {
         address caller = address(uint160(uint256(keccak256(abi.encode("keeper", callerSeed % 16)))));
-        uint256 id = _anyOpenId(positionSeed);
-        if (id == 0 || modeSeed % 8 == 1) {
+        // Half the time the position a price was just moved to the edge of, while it is open.
+        uint256 id = ghost_edgeId;
+        if (positionSeed % 2 == 1 || id == 0 || _ghost[id].closed) id = _anyOpenId(positionSeed >> 1);
+        if (id == 0 || modeSeed % 8 == 7) {
             _exitClosed(positionSeed, caller);
             return;
         }
         GhostPosition storage g = _ghost[id];
         ITradeRouter.ExitRule[] memory exits = _ladders[id];
 
-        if (modeSeed % 8 == 0) {
-            exits[0].exitBps = exits[0].exitBps == 1 ? 2 : exits[0].exitBps - 1;
-            vm.prank(caller);
-            try router.executeExit(id, exits) {
-                _violate("executeExit: accepted a ladder other than the current one");
-            } catch (bytes memory reason) {
-                rejections[uint256(Action.ExecuteExit)]++;
-                if (bytes4(reason) != ITradeRouter.LadderMismatch.selector) {
-                    _violate("executeExit: a wrong ladder not rejected with LadderMismatch");
-                }
-            }
+        if (modeSeed % 8 == 6) {
+            _exitWithWrongLadder(id, exits, caller);
             return;
         }
 
@@ -440,6 +465,7 @@ contract TradeRouterHandler is TestBase {
         try router.executeExit(id, exits) returns (uint256 fired) {
             _recordExit(id, fired, m, pos, before);
         } catch (bytes memory reason) {
+            rejectionsBy[bytes4(reason)]++;
             vm.getRecordedLogs();
             rejections[uint256(Action.ExecuteExit)]++;
             if (m.fired != 0) {
@@ -476,35 +502,71 @@ contract TradeRouterHandler is TestBase {
             if (afterExit.open) _violate("executeExit: a full exit left the position open");
             _close(id);
         } else {
-            if (
-                afterExit.size != m.size || afterExit.costBasis != m.costBasis || afterExit.firedMask != m.firedMask
-            ) _violate("executeExit: position state differs from the ladder model");
+            if (afterExit.size != m.size || afterExit.costBasis != m.costBasis || afterExit.firedMask != m.firedMask) {
+                _violate("executeExit: position state differs from the ladder model");
+            }
             g.firedMask = m.firedMask;
         }
     }
 
-    /// @notice Random walk of one token's price by up to 30% (up ×(1+m), down ÷(1+m), so the walk has
-    ///         no drift in log terms; kept in [$1, $1000]) after a few minutes; both prices are pushed
-    ///         again so neither goes stale.
+    /// @notice A few minutes pass, then a price moves: mostly a random walk of one token's price by up
+    ///         to 30% (up ×(1+m), down ÷(1+m), so the walk has no drift in log terms; kept in [$1, $1000]);
+    ///         one time in four, exactly to the edge of a rule of an open position (the last price that
+    ///         triggers it, or one tick short of it), where rounding decides. Both prices are pushed so
+    ///         neither goes stale.
     function movePrice(uint256 tokenSeed, uint256 moveSeed, uint256 warpSeed) external tracked(Action.MovePrice) {
-        uint256 t = tokenSeed % TOKENS;
-        uint256 moveBps = bound(moveSeed >> 1, 0, 3_000);
         vm.warp(block.timestamp + bound(warpSeed, 0, 20 minutes));
-        (uint256 price,,) = oracle.latestPrice(_tokens[t]);
-        uint256 next = moveSeed % 2 == 0 ? price * (BPS + moveBps) / BPS : price * BPS / (BPS + moveBps);
+        _refreshPrices();
+        uint256 t = tokenSeed % TOKENS;
+        uint256 id = moveSeed % 4 == 3 ? _anyOpenId(tokenSeed) : 0;
+        uint256 next;
+        if (id != 0) {
+            t = _ghost[id].tokenIdx;
+            next = _triggerEdge(id, moveSeed >> 2);
+            ghost_edgeId = id;
+        } else {
+            (uint256 price,,) = oracle.latestPrice(_tokens[t]);
+            uint256 moveBps = bound(moveSeed >> 2, 0, 3_000);
+            next = moveSeed % 2 == 0 ? price * (BPS + moveBps) / BPS : price * BPS / (BPS + moveBps);
+        }
         if (next < MIN_PRICE) next = MIN_PRICE;
         if (next > MAX_PRICE) next = MAX_PRICE;
-        _refreshPrices();
         vm.prank(admin);
         oracle.setPrice(_tokens[t], next);
         successes[uint256(Action.MovePrice)]++;
     }
 
-    /// @notice Jumps one or two UTC days ahead (to a random time of day), which resets the daily
-    ///         turnover and loss counters; prices are pushed again so they stay fresh.
-    function warpDay(uint256 daysSeed, uint256 timeOfDaySeed) external tracked(Action.WarpDay) {
-        uint256 day = block.timestamp / 1 days + bound(daysSeed, 1, 2);
-        vm.warp(day * 1 days + bound(timeOfDaySeed, 0, 1 days - 1));
+    /// @dev For a random rule of the position's ladder: the last price (8 decimals) at which it is
+    ///      triggered, or the first at which it is not. value = ⌊size·price/1e20⌋ is triggered for a stop
+    ///      when value ≤ ⌊cost·(10⁴+bps)/10⁴⌋ and for a take-profit when value ≥ ⌈cost·(10⁴+bps)/10⁴⌉.
+    function _triggerEdge(uint256 id, uint256 seed) internal view returns (uint256 price) {
+        ITradeRouter.ExitRule memory rule = _ladders[id][seed % _ladders[id].length];
+        ITradeRouter.PositionView memory pos = router.position(id);
+        uint256 threshold = pos.costBasis * uint256(int256(BPS) + rule.triggerBps);
+        bool beyond = (seed >> 8) % 2 == 1;
+        if (rule.triggerType == 0) {
+            price = _ceilDiv((threshold / BPS + 1) * SCALE, pos.size) - 1;
+            if (beyond) price += 1;
+        } else {
+            price = _ceilDiv(_ceilDiv(threshold, BPS) * SCALE, pos.size);
+            if (beyond && price > 1) price -= 1;
+        }
+    }
+
+    function _ceilDiv(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a == 0 ? 0 : (a - 1) / b + 1;
+    }
+
+    /// @notice Lets time pass: mostly 1 to 6 hours (the UTC day may roll over or not), one time in four
+    ///         straight into the next or the one after (a random time of day), which resets the daily
+    ///         turnover and loss counters. Prices are pushed again so they stay fresh.
+    function warpDay(uint256 seed, uint256 timeSeed) external tracked(Action.WarpDay) {
+        if (seed % 4 == 3) {
+            uint256 day = block.timestamp / 1 days + bound(seed >> 2, 1, 2);
+            vm.warp(day * 1 days + bound(timeSeed, 0, 1 days - 1));
+        } else {
+            vm.warp(block.timestamp + bound(timeSeed, 1 hours, 6 hours));
+        }
         _refreshPrices();
         successes[uint256(Action.WarpDay)]++;
     }
@@ -513,10 +575,6 @@ contract TradeRouterHandler is TestBase {
 
     function agentId(uint256 agentIdx) external view returns (uint256) {
         return _agentIds[agentIdx];
-    }
-
-    function token(uint256 tokenIdx) external view returns (address) {
-        return _tokens[tokenIdx];
     }
 
     function ghostPosition(uint256 positionId) external view returns (GhostPosition memory) {
@@ -593,38 +651,86 @@ contract TradeRouterHandler is TestBase {
 
     // ------------------------------------------------------------------ amounts and limits
 
-    /// @dev Around the headroom: half the time a share of a quarter of it, a quarter of the time a share
-    ///      of 110% of it, and a quarter of the time any amount up to 110% (dust included) as the raw seed.
+    /// @dev Around what the agent may still buy, min(headroom, max trade size): half the time a share of
+    ///      half of it (in whole dollars one of those times, so that trigger thresholds are exact and
+    ///      the price can sit right on them), a quarter of the time a share of 110% of it, and a quarter
+    ///      of the time any amount up to 110% (dust included) from the raw seed. (A zero seed, which the
+    ///      fuzzer likes, gets a small share, not dust.)
     function _buyAmount(uint256 a, uint256 seed) internal view returns (uint256) {
-        uint256 allocation = registry.agentConfig(_agentIds[a]).allocation;
+        uint256 allocation = _allocations[a];
         uint256 deployed = router.agentState(_agentIds[a]).deployed;
-        uint256 headroom = allocation > deployed ? allocation - deployed : 0;
+        uint256 room = allocation > deployed ? allocation - deployed : 0;
+        uint256 maxTrade = allocation * _tracks[a].maxTradeSizeBps / BPS;
+        if (room > maxTrade) room = maxTrade;
         uint256 mode = seed % 4;
         seed >>= 2;
-        if (mode == 0) return bound(seed, 1, headroom * 11 / 10 + 1);
-        uint256 cap = mode == 1 ? headroom * 11 / 10 : headroom / 4;
-        return cap * bound(seed, 1, BPS) / BPS + 1;
+        if (mode == 3) return bound(seed, 1, room * 11 / 10 + 1);
+        uint256 cap = mode == 2 ? room * 11 / 10 : room / 2;
+        uint256 amount = cap * bound(seed, 1, BPS) / BPS + 1;
+        if (mode == 0) amount = amount < 1e6 ? 1e6 : amount / 1e6 * 1e6;
+        return amount;
     }
 
     /// @dev SPEC §1.5 for an open or add of `amount`: the router's deployed capital (checked on its own
     ///      by an invariant) and the handler's own daily counters.
     function _buyAllowed(uint256 a, uint256 amount) internal view returns (bool) {
-        IAgentRegistry.AgentConfig memory cfg = registry.agentConfig(_agentIds[a]);
+        IAgentRegistry.Track memory track = _tracks[a];
         uint256 deployed = router.agentState(_agentIds[a]).deployed;
         (uint256 turnover, int256 realizedPnl) = ghostToday(a);
-        uint256 allocation = cfg.allocation;
-        if (realizedPnl <= -int256(allocation * cfg.track.maxDailyLossBps / BPS)) return false;
-        if (amount > allocation * cfg.track.maxTradeSizeBps / BPS) return false;
+        uint256 allocation = _allocations[a];
+        if (realizedPnl <= -int256(allocation * track.maxDailyLossBps / BPS)) return false;
+        if (amount > allocation * track.maxTradeSizeBps / BPS) return false;
         if (deployed + amount > allocation) return false;
-        if (turnover + amount > allocation * cfg.track.maxDailyTurnoverBps / BPS) return false;
+        if (turnover + amount > allocation * track.maxDailyTurnoverBps / BPS) return false;
         return amount != 0;
+    }
+
+    /// @dev Whether `reason` is exactly the error (with its parameters) of a limit that an open or add
+    ///      of `amount` breaks. Several may be broken; the spec does not say which is reported first.
+    function _isLimitRejection(uint256 a, uint256 amount, bytes memory reason) internal view returns (bool) {
+        IAgentRegistry.Track memory track = _tracks[a];
+        uint256 allocation = _allocations[a];
+        uint256 deployed = router.agentState(_agentIds[a]).deployed;
+        (uint256 turnover, int256 realizedPnl) = ghostToday(a);
+        bytes32 got = keccak256(reason);
+
+        uint256 maxLoss = allocation * track.maxDailyLossBps / BPS;
+        if (realizedPnl <= -int256(maxLoss)) {
+            if (
+                got
+                    == keccak256(
+                        abi.encodeWithSelector(ITradeRouter.DailyLossLimitReached.selector, realizedPnl, maxLoss)
+                    )
+            ) {
+                return true;
+            }
+        }
+        uint256 maxTrade = allocation * track.maxTradeSizeBps / BPS;
+        if (amount > maxTrade) {
+            if (got == keccak256(abi.encodeWithSelector(ITradeRouter.TradeSizeExceeded.selector, amount, maxTrade))) {
+                return true;
+            }
+        }
+        uint256 headroom = allocation > deployed ? allocation - deployed : 0;
+        if (amount > headroom) {
+            if (got == keccak256(abi.encodeWithSelector(ITradeRouter.HeadroomExceeded.selector, amount, headroom))) {
+                return true;
+            }
+        }
+        uint256 maxTurnover = allocation * track.maxDailyTurnoverBps / BPS;
+        if (turnover + amount > maxTurnover) {
+            bytes memory err =
+                abi.encodeWithSelector(ITradeRouter.DailyTurnoverExceeded.selector, turnover + amount, maxTurnover);
+            if (got == keccak256(err)) return true;
+        }
+        return false;
     }
 
     // ------------------------------------------------------------------ ladders
 
     /// @dev A ladder of 1..4 rules valid for the agent's track (2..4 when it needs both kinds).
     function _randomLadder(uint256 a, uint256 seed) internal view returns (ITradeRouter.ExitRule[] memory rules) {
-        IAgentRegistry.Track memory track = registry.agentConfig(_agentIds[a]).track;
+        IAgentRegistry.Track memory track = _tracks[a];
         uint256 n = 1 + seed % 4;
         if (track.requireStopLoss && track.requireTakeProfit && n < 2) n = 2;
         rules = new ITradeRouter.ExitRule[](n);
@@ -686,7 +792,8 @@ contract TradeRouterHandler is TestBase {
             uint256 i = type(uint256).max;
             for (uint256 j; j < exits.length; ++j) {
                 if (m.firedMask & (1 << j) != 0) continue;
-                uint256 threshold = m.costBasis * uint256(int256(BPS) + exits[j].triggerBps);
+                int256 factor = int256(BPS) + exits[j].triggerBps;
+                uint256 threshold = factor > 0 ? m.costBasis * uint256(factor) : 0;
                 bool triggered = exits[j].triggerType == 0 ? value * BPS <= threshold : value * BPS >= threshold;
                 if (triggered) {
                     i = j;
@@ -705,15 +812,45 @@ contract TradeRouterHandler is TestBase {
 
     // ------------------------------------------------------------------ bookkeeping
 
+    function _openSlot(uint256 agentSeed, uint256 tokenSeed) internal view returns (uint256 a, uint256 t) {
+        uint256 slots = AGENTS * TOKENS;
+        uint256 start = (agentSeed % AGENTS) * TOKENS + tokenSeed % TOKENS;
+        if (agentSeed % 4 == 3) return (start / TOKENS, start % TOKENS);
+        for (uint256 k; k < slots; ++k) {
+            uint256 s = (start + k) % slots;
+            if (ghost_openIdOf[s / TOKENS][s % TOKENS] == 0) return (s / TOKENS, s % TOKENS);
+        }
+        return (start / TOKENS, start % TOKENS);
+    }
+
     /// @dev An open position mostly; one time in eight (or when none is open) the last closed
     ///         position of a random (agent, token), which may be none (id 0).
     function _pickPosition(uint256 seed) internal view returns (uint256 id, bool isOpen) {
-        if (seed % 8 != 0) {
+        if (seed % 8 != 7) {
             id = _anyOpenId(seed >> 3);
             if (id != 0) return (id, true);
         }
         uint256 slot = (seed >> 3) % (AGENTS * TOKENS);
         return (_lastClosedIdOf[slot / TOKENS][slot % TOKENS], false);
+    }
+
+    /// @dev `executeExit` with a ladder other than the current one (one rule's share changed) must be
+    ///      rejected with `LadderMismatch(id, current, provided)`.
+    function _exitWithWrongLadder(uint256 id, ITradeRouter.ExitRule[] memory exits, address caller) internal {
+        bytes32 current = IntentSigner.exitsHash(exits);
+        exits[0].exitBps = exits[0].exitBps == 1 ? 2 : exits[0].exitBps - 1;
+        bytes memory expected =
+            abi.encodeWithSelector(ITradeRouter.LadderMismatch.selector, id, current, IntentSigner.exitsHash(exits));
+        vm.prank(caller);
+        try router.executeExit(id, exits) {
+            _violate("executeExit: accepted a ladder other than the current one");
+        } catch (bytes memory reason) {
+            rejectionsBy[bytes4(reason)]++;
+            rejections[uint256(Action.ExecuteExit)]++;
+            if (keccak256(reason) != keccak256(expected)) {
+                _violate("executeExit: a wrong ladder not rejected with LadderMismatch(id, current, provided)");
+            }
+        }
     }
 
     /// @dev `executeExit` on a closed position must be rejected with `PositionNotOpen`.
@@ -729,6 +866,7 @@ contract TradeRouterHandler is TestBase {
         try router.executeExit(id, exits) {
             _violate("executeExit: a closed position was exited again");
         } catch (bytes memory reason) {
+            rejectionsBy[bytes4(reason)]++;
             rejections[uint256(Action.ExecuteExit)]++;
             if (keccak256(reason) != keccak256(abi.encodeWithSelector(ITradeRouter.PositionNotOpen.selector, id))) {
                 _violate("executeExit: closed position not rejected with PositionNotOpen(id)");
@@ -838,8 +976,8 @@ contract TradeRouterHandler is TestBase {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         for (uint256 i; i < logs.length; ++i) {
             Vm.Log memory l = logs[i];
-            if (l.emitter != address(router) || l.topics[0] != ITradeRouter.ExitExecuted.selector) continue;
-            if (uint256(l.topics[1]) != id) continue;
+            if (l.emitter != address(router) || l.topics.length < 2 || uint256(l.topics[1]) != id) continue;
+            if (l.topics[0] != ITradeRouter.ExitExecuted.selector) continue;
             ITradeRouter.ExitFill memory fill = abi.decode(l.data, (ITradeRouter.ExitFill));
             tokens += fill.tokensIn;
             ++fills;
