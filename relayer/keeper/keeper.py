@@ -134,17 +134,13 @@ class Keeper:
         self._wake.set()
 
     def load(self) -> None:
-        """Indexes every open position in the state (after the indexer's bootstrap) and queues every
-        token for evaluation at its current price: a stop crossed while no keeper ran fires now."""
-        now = time.monotonic()
+        """Indexes every open position in the state (after the indexer's bootstrap). The first leading
+        step then evaluates every token at its current price (`_resync`), so a stop crossed while no
+        keeper ran fires at once."""
         with self.state.read():
             for p in self.state.positions.values():
                 if p.open:
                     self.index.update(p, self.state.tokens[p.token].decimals)
-            tokens = list(self.state.prices)
-        for token in tokens:
-            self._queue.put(("price", token, now))
-        self._wake.set()
         self.metrics.trigger_index_size.set(len(self.index))
 
     # ------------------------------------------------------------------ loop (keeper thread)
