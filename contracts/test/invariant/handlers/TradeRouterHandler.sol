@@ -171,7 +171,7 @@ contract TradeRouterHandler is TestBase {
                 IAgentRegistry.Track({
                     maxTradeSizeBps: 1_000,
                     maxDailyTurnoverBps: 1_200,
-                    maxDailyLossBps: 100,
+                    maxDailyLossBps: 25,
                     maxStopLossBps: 2_000,
                     minTakeProfitBps: 100,
                     maxTakeProfitBps: 5_000,
