@@ -393,7 +393,8 @@ def test_ladder_update_racing_a_trigger_has_one_outcome(api: Api, race: str) -> 
         exit_hash = request.attempts[-1].tx_hash.lower()
         assert exit_hash in order and direct_hash in order, "both in one block"
         assert (order.index(exit_hash) < order.index(direct_hash)) == (race == "exit_then_update_same_block")
-        update_ok = api.stack.w3.eth.get_transaction_receipt(direct_hash)["status"] == 1  # type: ignore[arg-type]
+        receipt = api.stack.w3.eth.wait_for_transaction_receipt(direct_hash, timeout=10)  # type: ignore[arg-type]
+        update_ok = receipt["status"] == 1
         assert update_ok == (race == "update_then_exit_same_block")
 
     if race in ("exit_then_api_update", "exit_then_update_same_block"):
@@ -526,7 +527,8 @@ def _move_usdc(api: Api, holder: str, to: str) -> int:
     data = usdc.functions.transfer(to, amount)._encode_transaction_data()
     tx_hash = _rpc(api, "eth_sendTransaction", [{"from": holder, "to": usdc.address, "data": data}])
     _rpc(api, "anvil_stopImpersonatingAccount", [holder])
-    assert api.stack.w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+    # Anvil can answer before it has stored the receipt: wait for it rather than read it once.
+    assert api.stack.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=10)["status"] == 1
     return amount
 
 
