@@ -607,11 +607,10 @@ def report(
             )
         last = ticks[-1]
         ratio = last.median_us / base.median_us
-        lines += [
-            "",
-            f"Goal t({last.n // 1000}k)/t({base.n // 1000}k) ≤ 2: **{verdict(ratio <= 2)}** ({ratio:.2f}).",
-            "",
-        ]
+        lines.append("")
+        if len(ticks) > 1:
+            goal = f"t({last.n // 1000}k)/t({base.n // 1000}k) ≤ 2"
+            lines += [f"Goal {goal}: **{verdict(ratio <= 2)}** ({ratio:.2f}).", ""]
     if memory is not None:
         gib = 1024**3
         lines += [
