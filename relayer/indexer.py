@@ -82,6 +82,7 @@ class Indexer:
         self._persist_from = start_block
         self._last_hash: str | None = None
         self._timestamps: dict[int, int] = {}
+        self._memory_dirty = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,6 +112,8 @@ class Indexer:
 
     def poll_once(self) -> int:
         """Indexes the next batch of confirmed blocks; returns how many blocks it covered."""
+        if self._memory_dirty:
+            self._replay_memory()
         head = int(rpc.call(self.w3, "eth_blockNumber", []), 16) - self.confirmations
         if head < self._next_block:
             return 0
@@ -126,15 +129,25 @@ class Indexer:
             [{"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": self.addresses}],
         )
         to_hash = self._hash_at(to_block)
+        # Every network read happens before memory changes, so only the database can fail below.
+        events = [
+            (decoded, self._timestamp(raw))
+            for raw in raw_logs
+            if (decoded := self.decoder.decode(raw)) is not None
+        ]
         # The state lock spans the batch and outlives the commit: a reader never sees half a transaction
         # (an open without its ladder), nor memory ahead of the history the database serves.
-        with self.state.lock, self.sessions.begin() as session:
-            for raw in raw_logs:
-                decoded = self.decoder.decode(raw)
-                if decoded is not None:
-                    self._apply(session, decoded, self._timestamp(raw))
-            if to_block >= self._persist_from:
-                mirror.set_cursor(session, to_block, to_hash)
+        try:
+            with self.state.lock, self.sessions.begin() as session:
+                for event, timestamp in events:
+                    self._apply(session, event, timestamp)
+                if to_block >= self._persist_from:
+                    mirror.set_cursor(session, to_block, to_hash)
+        except BaseException:
+            # Memory took (part of) a batch the database rolled back; retrying on top of it would
+            # count those events twice. The next poll rebuilds memory before it retries.
+            self._memory_dirty = True
+            raise
         # Blocks without our events still move the chain's clock (and say how far we have read).
         self.state.observe_block(to_block, self._timestamps[to_block])
         self._next_block = to_block + 1
@@ -182,27 +195,38 @@ class Indexer:
         )
         with self.sessions.begin() as session:
             mirror.clear(session)
-        with self.state.lock:
-            fresh = ChainState()
-            for name in (
-                "agents",
-                "tracks",
-                "track_ids",
-                "vaults",
-                "tokens",
-                "symbols",
-                "allowed",
-                "prices",
-                "positions",
-                "open_positions",
-                "counters",
-            ):
-                setattr(self.state, name, getattr(fresh, name))
-            self.state.block_number = -1
+        self.state.replace_with(ChainState())
         self._next_block = self.start_block
         self._persist_from = self.start_block
         self._last_hash = None
         self._timestamps.clear()
+
+    def _replay_memory(self) -> None:
+        """Rebuilds the in-memory projection aside, from `startBlock` to the last block the database
+        holds, and swaps it in: readers see the old projection or the new one, and nothing is
+        re-persisted or re-announced (the database and the hook already have those blocks)."""
+        last = self._next_block - 1
+        log.warning("rebuilding the in-memory state up to block %s after a failed batch", last)
+        fresh = ChainState()
+        block = self.start_block
+        while block <= last:
+            to_block = min(last, block + self.batch_blocks - 1)
+            self._timestamps.clear()
+            raw_logs = rpc.call(
+                self.w3,
+                "eth_getLogs",
+                [{"fromBlock": hex(block), "toBlock": hex(to_block), "address": self.addresses}],
+            )
+            for raw in raw_logs:
+                decoded = self.decoder.decode(raw)
+                if decoded is not None:
+                    fresh.apply(decoded, self._timestamp(raw))
+            block = to_block + 1
+        if last >= self.start_block:
+            self._hash_at(last)
+            fresh.observe_block(last, self._timestamps[last])
+        self.state.replace_with(fresh)
+        self._memory_dirty = False
 
     # ------------------------------------------------------------------ helpers
 

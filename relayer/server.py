@@ -66,7 +66,7 @@ class RelayerServer:
         if not self._thread.is_alive():
             return "the API server stopped"
         if self.services is not None:
-            dead = [t.name for t in self.services.threads if not t.is_alive()]
+            dead = self.services.dead_workers()
             if dead:
                 return f"worker stopped: {', '.join(dead)}"
         return None

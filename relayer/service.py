@@ -1,6 +1,6 @@
 """Builds the relayer from its settings and manifest and runs its workers: the indexer, the sender's
-receipt follower and the intent dispatcher, each a thread with a stop event. The HTTP app reads from
-the same `Services`."""
+receipt follower and the intent dispatcher, each a thread with a stop event, and the keeper's
+APScheduler jobs (woken by the indexer's events). The HTTP app reads from the same `Services`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from relayer.chain.sender import SenderPolicy, TxSender
 from relayer.config import Settings
 from relayer.indexer import Indexer
 from relayer.intents.pipeline import IntentService
+from relayer.keeper.jobs import KeeperJobs
 from relayer.keeper.keeper import Keeper
 from relayer.keeper.leader import make_leader
 from relayer.manifest import Manifest
@@ -56,18 +57,28 @@ class Services:
     limiter: RateLimiter
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    keeper_jobs: KeeperJobs | None = None
 
     def start(self) -> None:
         """Catches up with the chain, reconciles transactions, then starts the workers."""
         self.indexer.bootstrap()
-        self.keeper.load()
-        self.indexer.on_event = self.keeper.on_event
+        if self.settings.keeper:
+            self.keeper.load()
+            self.keeper_jobs = KeeperJobs(self.keeper)
+            self.indexer.on_event = self.keeper_jobs.on_event
         self.sender.reconcile()
         self._spawn("indexer", lambda: self.indexer.run(self.stop, interval_s=0.05))
         self._spawn("sender", lambda: self.sender.run(self.stop, interval_s=0.05))
         self._spawn("dispatcher", lambda: self.intents.run(self.stop, interval_s=0.05))
-        if self.settings.keeper:
-            self._spawn("keeper", lambda: self.keeper.run(self.stop, interval_s=0.05))
+        if self.keeper_jobs is not None:
+            self.keeper_jobs.start()
+
+    def dead_workers(self) -> list[str]:
+        """The workers that stopped while the services run (each should run until `close`)."""
+        dead = [t.name for t in self.threads if not t.is_alive()]
+        if self.keeper_jobs is not None and not self.keeper_jobs.running:
+            dead.append("alphagrid-keeper")
+        return dead
 
     def _spawn(self, name: str, target: Callable[[], Any]) -> None:
         thread = threading.Thread(target=target, name=f"alphagrid-{name}", daemon=True)
@@ -77,6 +88,8 @@ class Services:
     def close(self) -> None:
         self.stop.set()
         self.intents.notify()
+        if self.keeper_jobs is not None:
+            self.keeper_jobs.shutdown()
         for thread in self.threads:
             thread.join(timeout=5)
         self.engine.dispose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from relayer.chain.events import DecodedLog
 from relayer.domain.limits import utc_day
@@ -95,6 +95,14 @@ class ChainState:
     block_number: int = -1
     block_timestamp: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def replace_with(self, other: ChainState) -> None:
+        """Takes `other`'s contents (a projection rebuilt aside), keeping this object and its lock, so
+        readers holding a reference see the old projection or the new one, never a mix."""
+        with self.lock:
+            for f in fields(self):
+                if f.name != "lock":
+                    setattr(self, f.name, getattr(other, f.name))
 
     @contextmanager
     def read(self) -> Iterator[ChainState]:

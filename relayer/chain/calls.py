@@ -64,3 +64,11 @@ def update_exit_ladder(intent: UpdateExitLadder, exits: Sequence[ExitRule], sign
 
 def execute_exit(position_id: int, exits: Sequence[ExitRule]) -> bytes:
     return _SELECTORS[EXIT_SIGNATURE] + encode(["uint256", f"{_RULE}[]"], [position_id, _rules(exits)])
+
+
+def exit_position_id(data: str | bytes) -> int:
+    """The position an `executeExit` calldata (hex or bytes) is for."""
+    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else data
+    if raw[:4] != _SELECTORS[EXIT_SIGNATURE]:
+        raise ValueError("not executeExit calldata")
+    return int.from_bytes(raw[4:36], "big")

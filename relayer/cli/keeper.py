@@ -32,7 +32,7 @@ def keeper(json_out: JsonOption = False) -> None:
             }
             out.emit(doc, lambda console: console.print(fields("AlphaGrid keeper", list(doc.items()))))
             while not stop.wait(0.5):
-                dead = [t.name for t in services.threads if not t.is_alive()]
+                dead = services.dead_workers()
                 if dead:
                     raise CliError(f"keeper stopped: worker {', '.join(dead)} died")
         finally:

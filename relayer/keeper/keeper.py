@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
@@ -39,12 +39,16 @@ from relayer.keeper.index import TriggerIndex
 from relayer.keeper.leader import Leadership
 from relayer.metrics import Metrics
 from relayer.state import ChainState, PositionInfo, PriceInfo
-from relayer.store.models import KeeperAudit, TxRequest
+from relayer.store.models import KeeperAudit, PositionEvent, TxRequest
 
 log = logging.getLogger("alphagrid.keeper")
 
 GAS_MARGIN = 1.3
 GAS_HEADROOM = 40_000
+FOLLOW_INTERVAL_S = 0.05
+# An exit in flight that another process sent (found in the database after a takeover) is checked on
+# the node at most this often; once the node no longer knows any of its hashes, it is let go.
+FOREIGN_CHECK_S = 1.0
 
 # Simulation reverts meaning the chain is ahead of the keeper's view, not that the exit failed.
 _HOLD_REVERTS = {
@@ -81,6 +85,11 @@ class InFlight:
     fires: list[Fire]
     price: PriceInfo
     observed_at: float  # monotonic time the price update was seen
+    # Sent before this process led (found in the database): no latency to report, and if another
+    # process's key sent it, nobody here follows its receipt.
+    recovered: bool = False
+    foreign: bool = False
+    next_check: float = 0.0
 
 
 @dataclass
@@ -116,22 +125,27 @@ class Keeper:
     _in_flight: dict[int, InFlight] = field(default_factory=dict)
     _retries: dict[int, RetryState] = field(default_factory=dict)
     _held_round: dict[int, int] = field(default_factory=dict)  # position → stale round audited
-    _wake: threading.Event = field(default_factory=threading.Event)
     # Look at every token's current price on the next leading step: set on taking leadership (what
     # happened while following was drained unevaluated) and after a failed step.
     _resync: bool = True
 
     # ------------------------------------------------------------------ inputs (indexer thread)
 
-    def on_event(self, event: DecodedLog, position: PositionInfo | None) -> None:
-        """Called by the indexer for every event, in block order; never blocks it."""
+    def on_event(self, event: DecodedLog, position: PositionInfo | None) -> bool:
+        """Called by the indexer for every event, in block order; never blocks it. True when the event
+        gives the keeper something to look at (the caller then wakes its step)."""
         if position is not None:
             self._queue.put(("position", position, time.monotonic()))
         elif event.name == "PriceUpdated":
             self._queue.put(("price", event.args["token"], time.monotonic()))
         else:
-            return
-        self._wake.set()
+            return False
+        return True
+
+    def resync(self) -> None:
+        """On the next leading step, look at every token's current price and at the exits the database
+        says are in flight: what happened while this process was not leading (or a step failed)."""
+        self._resync = True
 
     def load(self) -> None:
         """Indexes every open position in the state (after the indexer's bootstrap). The first leading
@@ -143,31 +157,7 @@ class Keeper:
                     self.index.update(p, self.state.tokens[p.token].decimals)
         self.metrics.trigger_index_size.set(len(self.index))
 
-    # ------------------------------------------------------------------ loop (keeper thread)
-
-    def run(self, stop: threading.Event, interval_s: float = 0.05) -> None:
-        leading = False
-        last_try = 0.0
-        while not stop.is_set():
-            if not leading or time.monotonic() - last_try > 1.0:
-                was_leading = leading
-                try:
-                    leading = self.leader.acquire()
-                except Exception:  # the database is unreachable: follow, and ask again next time
-                    log.exception("keeper leadership check failed")
-                    leading = False
-                last_try = time.monotonic()
-                if leading and not was_leading:
-                    self._resync = True
-            try:
-                self.step(leading)
-            except Exception:
-                log.exception("keeper step failed")
-                self._resync = True
-            self._wake.wait(timeout=interval_s)
-            self._wake.clear()
-        if leading:
-            self.leader.release()
+    # ------------------------------------------------------------------ step (a scheduler job)
 
     def step(self, leading: bool) -> None:
         tokens: dict[str, float] = {}
@@ -190,6 +180,7 @@ class Keeper:
             return
         if self._resync:
             self._resync = False
+            self._recover_in_flight()
             now = time.monotonic()
             with self.state.read():
                 for token in self.state.prices:
@@ -203,6 +194,16 @@ class Keeper:
         for position_id, retry in list(self._retries.items()):
             if not retry.gave_up and retry.not_before <= time.monotonic():
                 self.evaluate_position(position_id, time.monotonic())
+
+    def next_due(self, idle_s: float) -> float:
+        """Seconds until the next step has work that no event will announce: exits in flight to
+        follow (a revert leaves no event), or a retry coming due; `idle_s` otherwise."""
+        if self._in_flight:
+            return min(FOLLOW_INTERVAL_S, idle_s)
+        due = [r.not_before for r in self._retries.values() if not r.gave_up]
+        if due:
+            return max(0.0, min(min(due) - time.monotonic(), idle_s))
+        return idle_s
 
     # ------------------------------------------------------------------ evaluation
 
@@ -290,12 +291,10 @@ class Keeper:
         at them again, since the price may have moved on while their exit was in flight."""
         settled: list[int] = []
         for position_id, flight in list(self._in_flight.items()):
-            with self.sessions() as session:
-                request = session.get(TxRequest, flight.request_id)
-                if request is None or request.status == "pending":
-                    continue
-                status, mined_hash, error = request.status, request.mined_hash, request.error
-                block = request.block_number
+            outcome = self._outcome(flight)
+            if outcome is None:
+                continue
+            status, mined_hash, error, block = outcome
             with self.state.read():
                 if block is not None and self.state.block_number < block:
                     continue  # judge it by the state its block leaves behind
@@ -306,17 +305,100 @@ class Keeper:
                 continue
             if status == "mined":
                 self._retries.pop(position_id, None)
-                self.metrics.exits_fired.inc(len(flight.fires))
-                self.metrics.exit_latency.observe(time.monotonic() - flight.observed_at)
-                self._audit(p, flight.fires, flight.price, "confirmed", "mined", mined_hash)
+                rules = self._rules_fired_by(mined_hash)
+                self.metrics.exits_fired.inc(len(rules))
+                if not flight.recovered:
+                    self.metrics.exit_latency.observe(time.monotonic() - flight.observed_at)
+                self._audit_rules(p, rules, flight.price, "confirmed", "mined", mined_hash)
+            elif status == "released":
+                self._audit_rules(p, [], flight.price, "released", error)
             elif not p.open or p.exits_hash != flight.exits_hash:
                 self._retries.pop(position_id, None)
                 why = "the position was closed" if not p.open else "the ladder was replaced (LadderMismatch)"
-                outcome = f"transaction {status}: {why} before it was included"
-                self._audit(p, flight.fires, flight.price, "superseded", outcome, mined_hash)
+                outcome_text = f"transaction {status}: {why} before it was included"
+                self._audit(p, flight.fires, flight.price, "superseded", outcome_text, mined_hash)
             else:
                 self._failed(p, flight.fires, flight.price, f"transaction {status}: {error or mined_hash}")
         return settled
+
+    def _outcome(self, flight: InFlight) -> tuple[str, str | None, str | None, int | None] | None:
+        """(status, mined hash, error, block) once the exit's transaction is settled; None while not."""
+        with self.sessions() as session:
+            request = session.get(TxRequest, flight.request_id)
+            if request is None:
+                return ("released", None, "its transaction request is gone", None)
+            if request.status != "pending":
+                return (request.status, request.mined_hash, request.error, request.block_number)
+            if not flight.foreign:
+                return None  # our sender follows it and will settle the request
+            hashes = [a.tx_hash for a in request.attempts if a.tx_hash]
+        return self._foreign_outcome(flight, hashes)
+
+    def _foreign_outcome(
+        self, flight: InFlight, hashes: list[str]
+    ) -> tuple[str, str | None, str | None, int | None] | None:
+        """An exit another process sent and may no longer follow: ask the node. Mined → settled by
+        its receipt; still known to the node → wait; unknown → never going to be mined from here, so
+        the keeper looks at the position afresh (a simulation decides whether to send again)."""
+        now = time.monotonic()
+        if now < flight.next_check:
+            return None
+        flight.next_check = now + FOREIGN_CHECK_S
+        try:
+            for tx_hash in hashes:
+                receipt = rpc.call(self.w3, "eth_getTransactionReceipt", [tx_hash])
+                if receipt is not None:
+                    status = "mined" if int(receipt["status"], 16) == 1 else "failed"
+                    return (status, tx_hash, None, int(receipt["blockNumber"], 16))
+            for tx_hash in hashes:
+                if rpc.call(self.w3, "eth_getTransactionByHash", [tx_hash]) is not None:
+                    return None
+        except ChainUnavailableError:
+            return None
+        return ("released", None, "sent by another keeper that no longer follows it; not on the node", None)
+
+    def _rules_fired_by(self, tx_hash: str | None) -> list[int]:
+        """The rules an exit transaction actually fired, from its indexed ExitExecuted events: the
+        chain's answer, not the keeper's prediction."""
+        if tx_hash is None:
+            return []
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(PositionEvent.data)
+                .where(PositionEvent.tx_hash == tx_hash, PositionEvent.kind == "exit")
+                .order_by(PositionEvent.log_index)
+            ).all()
+        return [int(data["fill"]["ruleIndex"]) for data in rows]
+
+    def _recover_in_flight(self) -> None:
+        """Exits the database says are pending (sent by this process before a restart, or by the
+        keeper this one took over from) count as in flight: the same rule is not sent twice."""
+        mine = {s.lower() for s in self.sender.senders}
+        with self.sessions() as session:
+            rows = session.execute(
+                select(TxRequest.id, TxRequest.sender, TxRequest.data).where(
+                    TxRequest.purpose == "exit", TxRequest.status == "pending"
+                )
+            ).all()
+        for request_id, sender, data in rows:
+            position_id = calls.exit_position_id(data)
+            if position_id in self._in_flight:
+                continue
+            with self.state.read():
+                p = self.state.positions.get(position_id)
+                price = self.state.prices.get(p.token) if p is not None else None
+            if p is None or price is None:
+                continue
+            self._in_flight[position_id] = InFlight(
+                request_id,
+                p.exits_hash,
+                [],
+                price,
+                time.monotonic(),
+                recovered=True,
+                foreign=sender.lower() not in mine,
+            )
+            log.info("exit for position %s already in flight (request %s)", position_id, request_id)
 
     def _failed(self, p: PositionInfo, fires: list[Fire], price: PriceInfo, reason: str) -> None:
         self.metrics.exits_failed.inc()

@@ -28,8 +28,11 @@ def test_serve_answers_ready_and_stops_on_sigterm(tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAGRID_")}
         env |= {"ALPHAGRID_HOME": str(home), "ALPHAGRID_API_PORT": str(api_port)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "relayer.cli", "serve", "--json"], env=env, cwd=tmp_path,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "relayer.cli", "serve", "--json"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         try:
             deadline = time.monotonic() + 60

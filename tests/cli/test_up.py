@@ -115,9 +115,22 @@ def test_up_serves_until_sigterm_and_leaves_nothing_behind(stack_env: dict[str, 
 
         # A new user's first trade: the example agent opens NVDA with a −5% stop through the relayer.
         agent = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "examples" / "agent.py"), "--manifest", str(manifest_path),
-             "--symbol", "NVDA", "--usdc", "100", "--stop-loss-bps", "-500"],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                sys.executable,
+                str(REPO_ROOT / "examples" / "agent.py"),
+                "--manifest",
+                str(manifest_path),
+                "--symbol",
+                "NVDA",
+                "--usdc",
+                "100",
+                "--stop-loss-bps",
+                "-500",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert agent.returncode == 0, agent.stdout + agent.stderr
         assert "confirmed" in agent.stdout and "StopLoss" in agent.stdout

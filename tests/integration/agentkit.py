@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from web3 import Web3
 
 PATHS = {
     "OpenPosition": ("trade-intents/quote", "trade-intents"),
@@ -80,3 +81,22 @@ def trade(
     assert q.status_code == 200, q.text
     body = body_from_quote(q.json(), sign_typed(q.json()["typedData"], key))
     return client.post(f"/agents/{agent_id}/{PATHS[primary_type][1]}", json=body, headers=headers or {})
+
+
+GWEI = 10**9
+
+
+def send_raw(w3: Web3, to: str, data: bytes | str, key: str, tip_wei: int = GWEI) -> str:
+    """A raw transaction from `key`, not waited for (with automine off it sits in the pool)."""
+    account = Account.from_key(key)
+    base_fee = int(w3.eth.get_block("latest")["baseFeePerGas"])  # type: ignore[typeddict-item]
+    tx = {
+        "to": Web3.to_checksum_address(to),
+        "data": data if isinstance(data, str) else "0x" + data.hex(),
+        "gas": 500_000,
+        "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+        "chainId": w3.eth.chain_id,
+        "maxFeePerGas": 4 * base_fee + tip_wei,
+        "maxPriorityFeePerGas": tip_wei,
+    }
+    return "0x" + bytes(w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)).hex()

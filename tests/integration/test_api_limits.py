@@ -12,16 +12,18 @@ from .conftest import Api
 def test_oversized_bodies_are_refused_before_parsing(api: Api) -> None:
     agent_id, _ = api.agent(0)
     big = b'{"symbol": "NVDA", "pad": "' + b"x" * 100_000 + b'"}'
-    declared = api.client.post(f"/agents/{agent_id}/trade-intents", content=big,
-                               headers={"content-type": "application/json"})
+    declared = api.client.post(
+        f"/agents/{agent_id}/trade-intents", content=big, headers={"content-type": "application/json"}
+    )
     assert declared.status_code == 400 and declared.json()["code"] == "invalid_request"
 
     def chunks() -> Iterator[bytes]:
         for i in range(0, len(big), 8_192):
             yield big[i : i + 8_192]
 
-    chunked = api.client.post(f"/agents/{agent_id}/trade-intents", content=chunks(),
-                              headers={"content-type": "application/json"})
+    chunked = api.client.post(
+        f"/agents/{agent_id}/trade-intents", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert chunked.status_code == 400 and "larger than" in chunked.json()["message"]
 
 
@@ -29,8 +31,16 @@ def test_a_submit_flood_gets_429_with_retry_after(api: Api) -> None:
     agent_id, _ = api.agent(0)
     other_id, _ = api.agent(1)
     api.services.limiter = RateLimiter(rate_per_s=0.5, burst=3)
-    body = {"symbol": "NVDA", "usdcAmount": "1", "minTokenOut": "0", "maxSlippageBps": 100, "exits": [],
-            "deadline": 2**40, "nonce": 0, "signature": "0x" + "11" * 65}
+    body = {
+        "symbol": "NVDA",
+        "usdcAmount": "1",
+        "minTokenOut": "0",
+        "maxSlippageBps": 100,
+        "exits": [],
+        "deadline": 2**40,
+        "nonce": 0,
+        "signature": "0x" + "11" * 65,
+    }
     codes = [api.client.post(f"/agents/{agent_id}/trade-intents", json=body).status_code for _ in range(5)]
     assert codes[:3] != [429, 429, 429] and codes[3:] == [429, 429]
     limited = api.client.post(f"/agents/{agent_id}/trade-intents", json=body)

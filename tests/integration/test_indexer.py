@@ -3,7 +3,9 @@ resumes from the cursor, and a lost database is rebuilt from events alone."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from relayer.chain import artifacts
@@ -77,3 +79,35 @@ def test_positions_mirror_and_rebuild_from_events(chain: Stack, sessions: sessio
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(PositionEvent)) == len(kinds)
         assert s.scalar(select(func.count()).select_from(StreamEvent)) == streamed, "no stream event twice"
+
+
+def test_a_batch_the_database_rolls_back_is_not_counted_twice_in_memory(
+    chain: Stack, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = ChainState()
+    indexer = _indexer(chain, sessions, state)
+    indexer.bootstrap()
+    trade_round_trip(chain)  # open, add, reduce, ladder update, stop-loss exit: all in the next batch
+
+    real_set_cursor = mirror.set_cursor
+
+    def failing_once(session: Session, block_number: int, block_hash: str) -> None:
+        monkeypatch.setattr(mirror, "set_cursor", real_set_cursor)
+        raise OperationalError("UPDATE cursor", {}, Exception("database went away"))
+
+    monkeypatch.setattr(mirror, "set_cursor", failing_once)
+    with pytest.raises(OperationalError):
+        indexer.poll_once()  # memory took the batch, the database rolled it back
+    while indexer.poll_once():
+        pass
+
+    reference = ChainState()
+    with sessions.begin() as s:
+        mirror.clear(s)
+    _indexer(chain, sessions, reference).bootstrap()
+    assert state.positions == reference.positions
+    assert state.counters == reference.counters
+    assert state.block_number == reference.block_number
+    with sessions() as s:
+        kinds = s.scalars(select(PositionEvent.kind).order_by(PositionEvent.id)).all()
+    assert kinds == ["opened", "ladder", "increased", "reduced", "ladder", "exit", "closed"]

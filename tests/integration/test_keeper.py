@@ -31,10 +31,9 @@ from relayer.devkeys import ANVIL_KEYS, OPERATOR_KEY
 from relayer.keeper.leader import Leadership
 from relayer.store.models import Intent, TxRequest
 
-from .agentkit import body_from_quote, quote, sign_typed, trade
+from .agentkit import GWEI, body_from_quote, quote, send_raw, sign_typed, trade
 from .conftest import Api
 
-GWEI = 10**9
 TP10_HALF = {"triggerType": "TakeProfit", "triggerBps": 1000, "exitBps": 5000}
 SL10_ALL = {"triggerType": "StopLoss", "triggerBps": -1000, "exitBps": 10000}
 LADDER = [TP10_HALF, SL10_ALL]
@@ -142,20 +141,7 @@ def _mine(api: Api) -> dict[str, Any]:
 
 
 def _send_raw(api: Api, to: str, data: bytes | str, key: str, tip_wei: int = GWEI) -> str:
-    """A raw transaction from `key`, not waited for (it may sit in the pool)."""
-    w3 = api.stack.w3
-    account = Account.from_key(key)
-    base_fee = int(w3.eth.get_block("latest")["baseFeePerGas"])  # type: ignore[typeddict-item]
-    tx = {
-        "to": Web3.to_checksum_address(to),
-        "data": data if isinstance(data, str) else "0x" + data.hex(),
-        "gas": 500_000,
-        "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-        "chainId": w3.eth.chain_id,
-        "maxFeePerGas": 4 * base_fee + tip_wei,
-        "maxPriorityFeePerGas": tip_wei,
-    }
-    return "0x" + bytes(w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)).hex()
+    return send_raw(api.stack.w3, to, data, key, tip_wei)
 
 
 def _send_price(api: Api, symbol: str, price: str, tip_wei: int = GWEI) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from web3 import Web3
@@ -31,7 +32,8 @@ from relayer.chain.admin import revert_decoder
 from relayer.chain.anvil import free_port
 from relayer.chain.seed import price_base
 from relayer.chain.sender import TxSender
-from relayer.devkeys import ANVIL_KEYS
+from relayer.devkeys import ANVIL_KEYS, OPERATOR_KEY
+from relayer.keeper.jobs import KeeperJobs
 from relayer.keeper.keeper import Keeper
 from relayer.keeper.leader import AdvisoryLockLeader, LeaseLeader
 from relayer.metrics import Metrics
@@ -39,7 +41,7 @@ from relayer.state import ChainState
 from relayer.store.db import make_engine, make_session_factory
 from relayer.store.migrate import upgrade
 
-from .agentkit import trade
+from .agentkit import send_raw, trade
 from .conftest import PG_URL, Stack, _pg_available
 
 REPO = Path(__file__).resolve().parents[2]
@@ -244,15 +246,13 @@ def test_keeper_loop_survives_a_failing_leadership_check(tmp_path: Path) -> None
         metrics=Metrics(CollectorRegistry()),
         leader=leader,
     )
-    stop = threading.Event()
-    thread = threading.Thread(target=keeper.run, args=(stop, 0.01), daemon=True)
-    thread.start()
+    jobs = KeeperJobs(keeper, lead_interval_s=0.01)
+    jobs.start()
     try:
         _wait(lambda: leader.calls > leader.failures, "the keeper to ask again", timeout_s=5)
-        assert thread.is_alive()
+        assert jobs.running and jobs.leading
     finally:
-        stop.set()
-        thread.join(timeout=5)
+        jobs.shutdown()
         engine.dispose()
 
 
@@ -421,6 +421,65 @@ def test_one_active_keeper_and_takeover_when_it_is_killed(chain: Stack, relayers
     assert [a["action"] for a in p["audit"]] in (["sent"], ["sent", "confirmed"])
     assert took_s < 5, took_s
     assert survivor.alive()
+
+
+def _exit_requests(db_url: str) -> list[tuple[str, str]]:
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT sender, status FROM tx_requests WHERE purpose = 'exit' ORDER BY id")
+            ).all()
+            return [(r[0], r[1]) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def test_takeover_with_an_exit_in_flight_does_not_send_it_again(chain: Stack, relayers: RelayerPool) -> None:
+    """The active keeper sends an exit and dies before it is mined. The one taking over finds the
+    exit in the database, sends nothing for that position while the node still holds the
+    transaction, and records the confirmation (with the rule the chain fired) once it is mined."""
+    both = [relayers.start("kA", ANVIL_KEYS[1]), relayers.start("kB", ANVIL_KEYS[2])]
+    _wait(lambda: len(relayers.lock_holders()) == 1, "one keeper to lead")
+    [leader_name] = relayers.lock_holders()
+    leader = next(r for r in both if r.name == leader_name)
+    survivor = next(r for r in both if r.name != leader_name)
+    w3 = chain.w3
+    with httpx.Client(base_url=survivor.url, timeout=30) as client:
+        agent_id, position_id = _open(client, chain)
+        _wait(lambda: len(_position(client, agent_id, position_id)["ladder"]) == 2, "the ladder")
+        w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+        try:
+            oracle = chain.admin.oracle
+            data = oracle.functions.setPrices(
+                [chain.manifest.tokens["NVDA"]], [price_base(Decimal("160"))]
+            )._encode_transaction_data()
+            send_raw(w3, oracle.address, data, OPERATOR_KEY)
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            _wait(lambda: len(_exit_requests(relayers.db_url)) == 1, "the leader to send the exit")
+            os.killpg(leader.process.pid, signal.SIGKILL)
+            leader.process.wait(timeout=5)
+            _wait(lambda: relayers.lock_holders() == {survivor.name}, "the survivor to lead", timeout_s=10)
+            time.sleep(2)  # several of the survivor's steps with the exit still in the pool
+            assert [a["action"] for a in _position(client, agent_id, position_id)["audit"]] == ["sent"]
+        finally:
+            w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            chain.admin.resync_nonce()
+        _wait(
+            lambda: (
+                [a["action"] for a in _position(client, agent_id, position_id)["audit"]]
+                == ["sent", "confirmed"]
+            ),
+            "the survivor to record the confirmation",
+        )
+        p = _position(client, agent_id, position_id)
+    assert p["status"] == "closed"
+    assert [h["ruleIndex"] for h in p["history"] if h["kind"] == "exit"] == [1]
+    assert [a["ruleIndex"] for a in p["audit"]] == [1, 1]
+    [(sender, _status)] = _exit_requests(relayers.db_url)
+    leader_key = ANVIL_KEYS[1] if leader is both[0] else ANVIL_KEYS[2]
+    assert sender == Account.from_key(leader_key).address, "one exit, sent by the keeper that died"
 
 
 def test_two_relayers_both_keep_indexing(chain: Stack, relayers: RelayerPool) -> None:
