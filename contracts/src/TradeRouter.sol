@@ -354,11 +354,26 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         if (err == ECDSA.RecoverError.NoError && recovered == signer) return;
         // ERC-1271 contract signers, asked only when the ECDSA path did not succeed: an EOA signer
         // costs no extra account access.
-        if (signer.code.length != 0 && SignatureChecker.isValidERC1271SignatureNow(signer, digest, signature)) {
-            return;
+        if (signer.code.length != 0) {
+            uint256 gasBefore = gasleft();
+            if (SignatureChecker.isValidERC1271SignatureNow(signer, digest, signature)) return;
+            _requireSignerHadGas(gasBefore);
         }
         if (err != ECDSA.RecoverError.NoError) revert SignatureMalformed(uint8(err));
         revert InvalidSigner(recovered, signer);
+    }
+
+    /// @dev SignatureChecker reads a failed `isValidSignature` call as "no", and by the 63/64 rule a
+    ///      call sent with too little gas can starve the wallet yet leave this frame the 1/64 needed to
+    ///      revert `InvalidSigner`: a verdict the relayer takes as final, for an intent that only lacked
+    ///      gas. A starved call leaves at most 1/64 of `gasBefore`; then fail as out of gas instead, by
+    ///      spending that 1/64 (as OpenZeppelin's ERC2771Forwarder does).
+    function _requireSignerHadGas(uint256 gasBefore) private view {
+        if (gasleft() <= gasBefore / 64) {
+            assembly ("memory-safe") {
+                invalid()
+            }
+        }
     }
 
     /// @dev Opens and adds only; updates `st` with the trade's turnover and deployed capital.
