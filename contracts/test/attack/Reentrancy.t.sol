@@ -4,14 +4,9 @@ pragma solidity 0.8.30;
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
-import {IExecutionVenue} from "../../src/interfaces/IExecutionVenue.sol";
 import {ITradeRouter} from "../../src/interfaces/ITradeRouter.sol";
 import {IVault} from "../../src/interfaces/IVault.sol";
-import {EquityToken} from "../../src/tokens/EquityToken.sol";
-import {MockUSDC} from "../../src/tokens/MockUSDC.sol";
-import {Fixture} from "../utils/Fixture.sol";
-import {HostileEquityToken, HostileUSDC} from "./HostileTokens.sol";
-import {HostileVenue} from "./HostileVenue.sol";
+import {HostileFixture} from "./HostileFixture.sol";
 import {Reentrant} from "./Reentrant.sol";
 
 /// @notice Reentrancy through a hostile venue, USDC or equity token. The router writes an intent's
@@ -22,32 +17,8 @@ import {Reentrant} from "./Reentrant.sol";
 ///         reentry, and that the outer call's books are those of one trade. Where the reentered call
 ///         is valid on its own, it is then made alone and succeeds: the guard, not some other check,
 ///         refused it. The vault pays only its router, so a hostile part cannot pull from it either.
-/// @dev    Venue, USDC and equity tokens are all chosen by the operator (router constructor, token
-///         registry), so each hostile part stands for a wrong or compromised deployment.
-contract ReentrancyTest is Fixture {
-    HostileUSDC internal hUsdc;
-    HostileEquityToken internal hNvda;
-    HostileVenue internal hVenue;
-
+contract ReentrancyTest is HostileFixture {
     bytes internal reentry = abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
-
-    function _newUsdc() internal override returns (MockUSDC) {
-        hUsdc = new HostileUSDC(admin);
-        return hUsdc;
-    }
-
-    function _newEquity(string memory name, string memory symbol) internal override returns (EquityToken) {
-        if (keccak256(bytes(symbol)) != keccak256("NVDA")) return super._newEquity(name, symbol);
-        hNvda = new HostileEquityToken(name, symbol, address(venue));
-        return hNvda;
-    }
-
-    /// @dev The router trades through the hostile venue, which fills through the fixture's venue.
-    function _routerVenue() internal override returns (IExecutionVenue) {
-        hVenue = new HostileVenue(venue, usdc);
-        venue.grantRole(venue.TRADER_ROLE(), address(hVenue));
-        return hVenue;
-    }
 
     // ------------------------------------------------------------------ helpers
 
@@ -59,12 +30,6 @@ contract ReentrancyTest is Fixture {
 
     function _unauthorized(address account, bytes32 role) internal pure returns (bytes memory) {
         return abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, account, role);
-    }
-
-    /// @dev Opens NVDA under the default ladder and moves its price to `pnlBps`.
-    function _openAt(int256 pnlBps) internal returns (uint256 positionId) {
-        positionId = _open(1_000e6);
-        _setPrice(address(nvda), _priceAtPnl(positionId, pnlBps));
     }
 
     function _executeExitCall(uint256 positionId) internal pure returns (bytes memory) {
