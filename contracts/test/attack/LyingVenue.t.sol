@@ -41,6 +41,8 @@ contract LyingVenueTest is HostileFixture {
 
         uint256 positionId = _openAt(-1_200);
 
+        vm.assertEq(router.position(positionId).size, filled, "size = the tokens that reached the vault");
+        _assertVaultHoldsEveryPosition();
         vm.prank(keeper);
         router.executeExit(positionId, _defaultLadder());
         vm.assertFalse(router.position(positionId).open, "stopped out");
