@@ -9,14 +9,38 @@ import {IVault} from "../../src/interfaces/IVault.sol";
 import {HostileFixture} from "./HostileFixture.sol";
 import {Reentrant} from "./Reentrant.sol";
 
-/// @notice Reentrancy through a hostile venue, USDC or equity token. The router writes an intent's
-///         books (nonce, holding, fired rules) once, after the trade, to save gas, so a call that
-///         re-entered mid-trade would see the nonce unused and the rule unfired: the one-nonce /
-///         one-fire rules hold only because every state-changing entry point is `nonReentrant`.
-///         Each case below re-enters with a call that would do damage, checks it is refused as a
-///         reentry, and that the outer call's books are those of one trade. Where the reentered call
-///         is valid on its own, it is then made alone and succeeds: the guard, not some other check,
-///         refused it. The vault pays only its router, so a hostile part cannot pull from it either.
+/// @notice An ERC-1271 wallet that, asked to check a signature, tries `target` with `payload` first and
+///         approves the signature only if that call was refused as a reentry. The router asks it by
+///         staticcall, where it cannot record anything, so its answer carries the result.
+contract ReentrantSigner {
+    bytes4 internal constant MAGIC = 0x1626ba7e; // IERC1271.isValidSignature.selector
+    address public immutable target;
+    bytes public payload;
+
+    constructor(address target_, bytes memory payload_) {
+        target = target_;
+        payload = payload_;
+    }
+
+    function isValidSignature(bytes32, bytes calldata) external returns (bytes4) {
+        (bool ok, bytes memory ret) = target.call(payload);
+        bool refusedAsReentry = !ok
+            && keccak256(ret)
+                == keccak256(abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector));
+        return refusedAsReentry ? MAGIC : bytes4(0xffffffff);
+    }
+}
+
+/// @notice Reentrancy through a hostile venue, USDC, equity token or ERC-1271 signer. The router
+///         writes an intent's books (nonce, holding, fired rules) once, after the trade, to save gas,
+///         so a call that re-entered mid-trade would see the nonce unused and the rule unfired: the
+///         one-nonce / one-fire rules hold only because every state-changing entry point is
+///         `nonReentrant`. Each case below re-enters with a call that would do damage, checks it is
+///         refused as a reentry, and that the outer call's books are those of one trade. Where the
+///         reentered call is valid on its own, it is then made alone and succeeds: the guard, not some
+///         other check, refused it. The vault pays only its router, so a hostile part cannot pull
+///         from it either. (Views are not guarded: read mid-trade they show the state before it. No
+///         contract reads them; off-chain readers read between transactions.)
 contract ReentrancyTest is HostileFixture {
     bytes internal reentry = abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
 
@@ -222,5 +246,27 @@ contract ReentrancyTest is HostileFixture {
         vm.assertEq(usdc.balanceOf(address(hUsdc)), 0, "USDC kept nothing");
         vm.assertEq(nvda.balanceOf(address(hNvda)), 0, "the equity token kept nothing");
         vm.assertEq(nvda.balanceOf(address(vault)), held - held / 2, "the vault's tokens match the position");
+    }
+
+    // ------------------------------------------------------------------ contract signers
+
+    /// @dev The wallet is asked mid-intent, after the nonce check and before it is stored; it tries to
+    ///      fire a due stop. Only its refusal as a reentry makes it approve, so the open going through
+    ///      is the proof; the stop then fires alone.
+    function test_erc1271Signer_dueExitDuringVerification_isRefusedThenRunsAlone() public {
+        uint256 positionId = _openAt(-1200);
+        ReentrantSigner wallet = new ReentrantSigner(address(router), _executeExitCall(positionId));
+        vm.prank(admin);
+        registry.setAgentSigner(agentId, address(wallet));
+        ITradeRouter.ExitRule[] memory exits = _defaultLadder();
+        ITradeRouter.OpenPosition memory p = _openIntent(address(aapl), 1_000e6, exits);
+
+        router.openPosition(p, exits, _sign(p, AGENT_KEY));
+
+        vm.assertEq(router.nextNonce(agentId), 2, "the wallet approved: its reentry was refused");
+        vm.assertTrue(router.position(positionId).open, "the stop did not fire inside the open");
+        vm.prank(keeper);
+        router.executeExit(positionId, _defaultLadder());
+        vm.assertFalse(router.position(positionId).open, "alone, the stop fires");
     }
 }
