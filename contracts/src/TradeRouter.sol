@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
@@ -23,7 +24,9 @@ import {IntentHash} from "./libraries/IntentHash.sol";
 /// @notice Verifies agents' EIP-712 intents and trades a vault's capital through the execution venue;
 ///         executes exit-ladder rules for anyone. See {ITradeRouter} for the rules and errors.
 /// @dev    What it does not do: it holds no funds (the vault does), prices nothing itself (the oracle
-///         and the venue do), and trusts the registries, oracle and venue its admin configured.
+///         and the venue do), and trusts the registries, oracle and venue its admin configured. The
+///         venue is trusted for its prices, not its accounting: fills are booked as the vault's balance
+///         change, and no call can re-enter the router (nonReentrant on every state-changing entry).
 ///         Storage is packed so an open writes three fresh slots: the holding, its ladder hash and
 ///         the position's owner record.
 contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, ReentrancyGuardTransient {
@@ -354,11 +357,26 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         if (err == ECDSA.RecoverError.NoError && recovered == signer) return;
         // ERC-1271 contract signers, asked only when the ECDSA path did not succeed: an EOA signer
         // costs no extra account access.
-        if (signer.code.length != 0 && SignatureChecker.isValidERC1271SignatureNow(signer, digest, signature)) {
-            return;
+        if (signer.code.length != 0) {
+            uint256 gasBefore = gasleft();
+            if (SignatureChecker.isValidERC1271SignatureNow(signer, digest, signature)) return;
+            _requireSignerHadGas(gasBefore);
         }
         if (err != ECDSA.RecoverError.NoError) revert SignatureMalformed(uint8(err));
         revert InvalidSigner(recovered, signer);
+    }
+
+    /// @dev SignatureChecker reads a failed `isValidSignature` call as "no", and by the 63/64 rule a
+    ///      call sent with too little gas can starve the wallet yet leave this frame the 1/64 needed to
+    ///      revert `InvalidSigner`: a verdict the relayer takes as final, for an intent that only lacked
+    ///      gas. A starved call leaves at most 1/64 of `gasBefore`; then fail as out of gas instead, by
+    ///      spending that 1/64 (as OpenZeppelin's ERC2771Forwarder does).
+    function _requireSignerHadGas(uint256 gasBefore) private view {
+        if (gasleft() <= gasBefore / 64) {
+            assembly ("memory-safe") {
+                invalid()
+            }
+        }
     }
 
     /// @dev Opens and adds only; updates `st` with the trade's turnover and deployed capital.
@@ -404,7 +422,10 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         if (maxSlippageBps > BPS) revert InvalidSlippageBps(maxSlippageBps);
         price = _freshPrice(token);
         IVault(vault).pay(usdc, address(venue), usdcIn);
-        tokensOut = venue.buy(token, usdcIn, vault);
+        // Booked: what reached the vault, not what the venue says it sent (see _sell).
+        uint256 held = IERC20(token).balanceOf(vault);
+        venue.buy(token, usdcIn, vault);
+        tokensOut = IERC20(token).balanceOf(vault) - held;
         if (tokensOut < minOut) revert MinOutputNotMet(tokensOut, minOut);
         // fill price (usdcIn / tokensOut) ≤ oracle · (1 + bps), cross-multiplied so nothing rounds
         if (usdcIn * _scale(token) * BPS > tokensOut * price * (BPS + maxSlippageBps)) {
@@ -412,9 +433,15 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         }
     }
 
+    /// @dev Books what reached the vault, not what the venue says it sent: one vault holds every agent's
+    ///      tokens, so a size or proceeds booked above what arrived would later be paid out of another
+    ///      agent's position. The vault's balances can only rise during the venue's call: the vault pays
+    ///      only this router, which the venue cannot re-enter.
     function _sell(address vault, address token, uint256 tokensIn) private returns (uint256 usdcOut) {
         IVault(vault).pay(token, address(venue), tokensIn);
-        return venue.sell(token, tokensIn, vault);
+        uint256 held = IERC20(usdc).balanceOf(vault);
+        venue.sell(token, tokensIn, vault);
+        return IERC20(usdc).balanceOf(vault) - held;
     }
 
     function _loadExit(uint256 positionId, ExitRule[] calldata exits)

@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {AgentRegistry} from "../../src/AgentRegistry.sol";
 import {IAgentRegistry} from "../../src/interfaces/IAgentRegistry.sol";
+import {IExecutionVenue} from "../../src/interfaces/IExecutionVenue.sol";
 import {ITradeRouter} from "../../src/interfaces/ITradeRouter.sol";
 import {PriceOracle} from "../../src/PriceOracle.sol";
 import {TokenRegistry} from "../../src/TokenRegistry.sol";
@@ -52,15 +53,15 @@ abstract contract Fixture is TestBase {
         vm.warp(START_TIME);
         agentSigner = vm.addr(AGENT_KEY);
         vm.startPrank(admin);
-        usdc = new MockUSDC(admin);
+        usdc = _newUsdc();
         oracle = new PriceOracle(admin);
         venue = new OraclePriceVenue(admin, oracle, usdc, SPREAD_BPS);
         registry = new AgentRegistry(admin);
         tokenRegistry = new TokenRegistry(admin);
-        router = new TradeRouter(admin, registry, tokenRegistry, oracle, venue, address(usdc), MAX_PRICE_AGE);
+        router = new TradeRouter(admin, registry, tokenRegistry, oracle, _routerVenue(), address(usdc), MAX_PRICE_AGE);
         vault = new Vault(admin, address(usdc));
-        nvda = new EquityToken("NVIDIA (tokenized)", "NVDA", address(venue));
-        aapl = new EquityToken("Apple (tokenized)", "AAPL", address(venue));
+        nvda = _newEquity("NVIDIA (tokenized)", "NVDA");
+        aapl = _newEquity("Apple (tokenized)", "AAPL");
 
         vault.grantRole(vault.ROUTER_ROLE(), address(router));
         venue.grantRole(venue.TRADER_ROLE(), address(router));
@@ -85,6 +86,24 @@ abstract contract Fixture is TestBase {
         vm.label(address(nvda), "NVDA");
         vm.label(address(aapl), "AAPL");
         vm.label(address(usdc), "USDC");
+    }
+
+    // ------------------------------------------------------------------ parts
+    // What setUp deploys, run under the admin's prank; suites that swap in other parts (attack/)
+    // override these.
+
+    function _newUsdc() internal virtual returns (MockUSDC) {
+        return new MockUSDC(admin);
+    }
+
+    /// @dev Called after `venue` exists: the venue is the tokens' minter.
+    function _newEquity(string memory name, string memory symbol) internal virtual returns (EquityToken) {
+        return new EquityToken(name, symbol, address(venue));
+    }
+
+    /// @dev The venue the router trades through; called after `venue` exists.
+    function _routerVenue() internal virtual returns (IExecutionVenue) {
+        return venue;
     }
 
     // ------------------------------------------------------------------ tracks
