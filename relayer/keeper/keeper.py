@@ -9,11 +9,14 @@ reported, not retried forever.
 Retry semantics. A simulation revert that only says the chain is ahead of the keeper's view (the
 price moved back or went stale, the ladder was replaced, the position closed) is a hold, not a
 failure: the indexer brings the change and the keeper looks again. Anything else (the venue cannot
-pay, the router is paused, the node is unreachable, the transaction reverted) is a failure: retried
-after `backoff_s·2^(n−1)` up to `max_attempts`, then reported `failed`. A given-up rule is tried
-again only when something new happens: a new oracle round for its token, or a new ladder. A rule
-whose retry finds it no longer triggered is reported `held` and not retried. An exit that reverts
-because the ladder was replaced or the position closed before it was included is `superseded`.
+pay, the node is unreachable, the transaction reverted) is a failure: retried after
+`backoff_s·2^(n−1)` up to `max_attempts`, then reported `failed`. A given-up rule gets a fresh budget
+on a later oracle round for its token, at most `max_rounds` budgets per ladder (a venue short of
+funds for a while does not leave a stop dead for good), and then only from a new ladder: never
+retried forever (SPEC §3). A paused router holds exits without spending the budget; unpausing
+re-evaluates every token. A rule whose retry finds it no longer triggered is reported `held` and not
+retried. An exit that reverts because the ladder was replaced or the position closed before it was
+included is `superseded`.
 """
 
 from __future__ import annotations
@@ -56,7 +59,10 @@ _HOLD_REVERTS = {
     "OraclePriceStale": "the price is stale on chain",
     "LadderMismatch": "the ladder was replaced",
     "PositionNotOpen": "the position was closed",
+    "EnforcedPause": "the router is paused",
 }
+# Events after which every token is evaluated again: exits the chain refused may now go through.
+_RESYNC_EVENTS = {"Unpaused", "MaxPriceAgeSet"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class RetryState:
     attempts: int = 0
     not_before: float = 0.0  # monotonic time of the next attempt
     gave_up_round: int | None = None  # the oracle round in which the budget ran out
+    rounds: int = 1  # budgets spent under this ladder
 
     @property
     def gave_up(self) -> bool:
@@ -118,6 +125,7 @@ class Keeper:
     metrics: Metrics
     leader: Leadership
     max_attempts: int = 5
+    max_rounds: int = 3
     backoff_s: float = 1.0
     clock: Callable[[], float] = time.time
     index: TriggerIndex = field(default_factory=TriggerIndex)
@@ -138,6 +146,8 @@ class Keeper:
             self._queue.put(("position", position, time.monotonic()))
         elif event.name == "PriceUpdated":
             self._queue.put(("price", event.args["token"], time.monotonic()))
+        elif event.name in _RESYNC_EVENTS:
+            self._queue.put(("resync", None, time.monotonic()))
         else:
             return False
         return True
@@ -169,6 +179,8 @@ class Keeper:
                 break
             if kind == "price":
                 tokens.setdefault(item, seen)
+            elif kind == "resync":
+                self._resync = True
             else:
                 p: PositionInfo = item
                 with self.state.read():
@@ -228,16 +240,25 @@ class Keeper:
             decimals = self.state.tokens[p.token].decimals
             max_age, spread = self.state.max_price_age_s, self.state.spread_bps
             chain_time = self.state.block_timestamp
+            paused = self.state.paused
         if price is None:
             return
         retry = self._retries.get(position_id)
-        if retry is not None and (
-            retry.exits_hash != p.exits_hash or (retry.gave_up and retry.gave_up_round != price.round_id)
-        ):
-            # A new ladder, or a new oracle round after giving up, re-arms the budget.
-            self._retries.pop(position_id)
+        if retry is not None and retry.exits_hash != p.exits_hash:
+            self._retries.pop(position_id)  # a new ladder: a fresh start
             retry = None
+        elif (
+            retry is not None
+            and retry.gave_up
+            and retry.gave_up_round != price.round_id
+            and retry.rounds < self.max_rounds
+        ):
+            retry.rounds += 1
+            retry.attempts, retry.gave_up_round, retry.not_before = 0, None, 0.0
         if retry is not None and (retry.gave_up or retry.not_before > time.monotonic()):
+            return
+        if paused:  # exits wait; the Unpaused event brings the keeper back to every token
+            self._audit_held_once(p, price, decimals, spread, "the router is paused")
             return
         verdict = decide(
             p,
@@ -250,7 +271,7 @@ class Keeper:
         )
         if isinstance(verdict, Hold):
             if verdict.reason.startswith("stale"):
-                self._audit_stale(p, price, decimals, spread, verdict.reason)
+                self._audit_held_once(p, price, decimals, spread, verdict.reason)
             elif retry is not None:
                 del self._retries[position_id]
                 outcome = f"{verdict.reason} at this price any more: not retried"
@@ -409,10 +430,11 @@ class Keeper:
         retry.attempts += 1
         if retry.attempts >= self.max_attempts:
             retry.gave_up_round = price.round_id
-            outcome = (
-                f"gave up after {retry.attempts} attempts: {reason}; "
-                "tried again on the next oracle round or ladder update"
-            )
+            if retry.rounds < self.max_rounds:
+                again = f"tried again on a later oracle round ({retry.rounds} of {self.max_rounds}) or ladder"
+            else:
+                again = f"that was the last of {self.max_rounds} rounds: tried again only for a new ladder"
+            outcome = f"gave up after {retry.attempts} attempts: {reason}; {again}"
             self._audit(p, fires, price, "failed", outcome)
             log.error("exit for position %s failed for good: %s", p.position_id, reason)
             return
@@ -468,10 +490,10 @@ class Keeper:
                     )
                 )
 
-    def _audit_stale(
+    def _audit_held_once(
         self, p: PositionInfo, price: PriceInfo, decimals: int, spread: int, reason: str
     ) -> None:
-        """A stale price holds rules that would fire at it: say so once per oracle round."""
+        """A stale price or a paused router holds rules that would fire: say so once per oracle round."""
         if self._held_round.get(p.position_id) == price.round_id:
             return
         fires = decide_exits(

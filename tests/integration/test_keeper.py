@@ -551,3 +551,58 @@ def test_failing_exit_backs_off_gives_up_and_rearms_on_a_new_round(api: Api) -> 
     p = _wait_position(api, position_id, lambda p: p["status"] == "closed")
     assert [e["ruleIndex"] for e in _exits(p)] == [1]
     p = _wait_position(api, position_id, lambda p: p["audit"][-1]["action"] == "confirmed")
+
+
+def test_a_rule_that_keeps_failing_gets_a_few_rounds_then_only_a_new_ladder_rearms_it(api: Api) -> None:
+    """SPEC §3: retried with back-off and a cap, then reported, never retried forever."""
+    keeper = api.services.keeper
+    keeper.backoff_s, keeper.max_attempts, keeper.max_rounds = 0.05, 2, 2
+    position_id = _open(api)
+    venue = api.stack.manifest.contracts.venue
+    sink = Account.from_key(ANVIL_KEYS[9]).address
+    _move_usdc(api, venue, sink)
+
+    def failed_count(p: Position) -> int:
+        return sum(a["action"] == "failed" for a in p["audit"])
+
+    _set_price(api, "NVDA", "160")
+    p = _wait_position(api, position_id, lambda p: failed_count(p) == 1)
+    assert "(1 of 2)" in p["audit"][-1]["outcome"]
+    _set_price(api, "NVDA", "160")  # a new round: the second and last budget
+    p = _wait_position(api, position_id, lambda p: failed_count(p) == 2)
+    assert "last of 2 rounds" in p["audit"][-1]["outcome"]
+    spent = len(p["audit"])
+
+    _move_usdc(api, sink, venue)  # the venue could pay now, but the budget is spent
+    _set_price(api, "NVDA", "160")
+    time.sleep(1.0)
+    p = _position(api, position_id)
+    assert p["status"] == "open" and len(p["audit"]) == spent
+    assert _metric(api, "alphagrid_exits_failed_total") == 4
+
+    # The agent's new ladder arms it again.
+    assert _update_ladder(api, position_id, [TP10_HALF, {**SL10_ALL, "triggerBps": -500}]).status_code in (
+        201,
+        202,
+    )
+    p = _wait_position(api, position_id, lambda p: p["status"] == "closed")
+    assert [e["ruleIndex"] for e in _exits(p)] == [1]
+
+
+def test_a_paused_router_holds_exits_and_unpausing_fires_them(api: Api) -> None:
+    position_id = _open(api)
+    admin = api.stack.admin
+    admin.send(admin.router.functions.pause(), "pause")
+    try:
+        _set_price(api, "NVDA", "160")
+        p = _wait_position(api, position_id, lambda p: len(p["audit"]) > 0)
+        time.sleep(0.5)
+        p = _position(api, position_id)
+        assert [(a["action"], a["outcome"]) for a in p["audit"]] == [("held", "the router is paused")]
+        assert _exit_requests(api) == []
+        assert _metric(api, "alphagrid_exits_failed_total") == 0
+    finally:
+        admin.send(admin.router.functions.unpause(), "unpause")
+    p = _wait_position(api, position_id, lambda p: p["audit"][-1]["action"] == "confirmed")
+    assert p["status"] == "closed" and [e["ruleIndex"] for e in _exits(p)] == [1]
+    assert [a["action"] for a in p["audit"]] == ["held", "sent", "confirmed"]
