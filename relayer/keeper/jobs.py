@@ -2,10 +2,11 @@
 `keeper.step` evaluates what the indexer announced.
 
 The step is event-driven, not a poll: the indexer's events wake it (its next run time moved to now),
-so a price update is evaluated as soon as its block is indexed. Between events the step is due only
+so a price update is evaluated as soon as its block is indexed. Each step schedules the next: soon
 when something no event will announce needs it — an exit in flight to follow, a retry coming due —
-or after `idle_s` as a backstop. One step runs at a time; events arriving during a step are handled
-by that step looping once more, not by a second instance.
+else after `idle_s`. (The job's own interval trigger is only a far-off safety net, so it never comes
+due while a long step runs.) One step runs at a time; events arriving during a step are handled by
+that step looping once more, not by a second instance.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ log = logging.getLogger("alphagrid.keeper")
 
 STEP = "keeper.step"
 LEAD = "keeper.lead"
+_SAFETY_NET_S = 3600
 
 # APScheduler logs every run at INFO: a line per price update would drown the service's own logs.
 logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
@@ -48,6 +50,7 @@ class KeeperJobs:
         self._woken = threading.Event()
         self._stepping = False
         self._wake_scheduled = False
+        self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -56,7 +59,7 @@ class KeeperJobs:
         self.scheduler.add_job(
             self._lead, "interval", seconds=self.lead_interval_s, id=LEAD, next_run_time=now
         )
-        self.scheduler.add_job(self._step, "interval", seconds=self.idle_s, id=STEP, next_run_time=now)
+        self.scheduler.add_job(self._step, "interval", seconds=_SAFETY_NET_S, id=STEP, next_run_time=now)
         self.scheduler.start()
 
     @property
@@ -64,6 +67,10 @@ class KeeperJobs:
         return bool(self.scheduler.running)
 
     def shutdown(self) -> None:
+        # From here on no job touches the scheduler: its shutdown holds the job store lock while it
+        # waits for running jobs, and a job rescheduling itself then would wait for that lock forever.
+        with self._flags:
+            self._closing = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         if self.leading:
@@ -125,5 +132,8 @@ class KeeperJobs:
             self._run_step_in(0.0 if again else self.keeper.next_due(self.idle_s))
 
     def _run_step_in(self, delay_s: float) -> None:
-        with contextlib.suppress(JobLookupError, SchedulerNotRunningError):  # shutting down
-            self.scheduler.modify_job(STEP, next_run_time=datetime.now(UTC) + timedelta(seconds=delay_s))
+        with self._flags:
+            if self._closing:
+                return
+            with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
+                self.scheduler.modify_job(STEP, next_run_time=datetime.now(UTC) + timedelta(seconds=delay_s))
