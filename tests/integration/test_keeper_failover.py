@@ -456,7 +456,10 @@ def test_takeover_with_an_exit_in_flight_does_not_send_it_again(chain: Stack, re
             )._encode_transaction_data()
             send_raw(w3, oracle.address, data, OPERATOR_KEY)
             w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-            _wait(lambda: len(_exit_requests(relayers.db_url)) == 1, "the leader to send the exit")
+            _wait(
+                lambda: [a["action"] for a in _position(client, agent_id, position_id)["audit"]] == ["sent"],
+                "the leader to send the exit",
+            )
             os.killpg(leader.process.pid, signal.SIGKILL)
             leader.process.wait(timeout=5)
             _wait(lambda: relayers.lock_holders() == {survivor.name}, "the survivor to lead", timeout_s=10)

@@ -34,6 +34,7 @@ class FakeKeeper:
         self.hold = threading.Event()
         self.hold.set()
         self.inside = threading.Event()
+        self.due: float | None = None
 
     def step(self, leading: bool) -> None:
         self.inside.set()
@@ -41,7 +42,7 @@ class FakeKeeper:
         self.steps.append((time.monotonic(), leading))
 
     def next_due(self, idle_s: float) -> float:
-        return idle_s
+        return idle_s if self.due is None else self.due
 
     def resync(self) -> None:
         self.resyncs += 1
@@ -70,6 +71,7 @@ def test_a_wake_runs_the_step_at_once_not_at_the_idle_tick() -> None:
     try:
         _wait(lambda: len(keeper.steps) >= 1 and jobs.leading, "the first step and leadership")
         _wait(lambda: not jobs._stepping, "the step to end")
+        time.sleep(0.1)  # the wake of the leadership gained has run its step too
         before = len(keeper.steps)
         woke_at = time.monotonic()
         jobs.wake()
@@ -131,4 +133,39 @@ def test_leadership_lost_and_regained_asks_for_a_resync_each_time() -> None:
         _wait(lambda: jobs.leading, "leadership regained")
         _wait(lambda: keeper.resyncs == 2, "a resync per gain")
     finally:
+        jobs.shutdown()
+
+
+def test_no_wake_is_lost_when_it_lands_as_a_step_ends() -> None:
+    """Wakes in quick succession, many landing while the previous step is finishing: each must be
+    followed by a step within a fraction of the 30 s idle interval."""
+    keeper = FakeKeeper()
+    jobs = _jobs(keeper)
+    jobs.start()
+    try:
+        _wait(lambda: len(keeper.steps) >= 1, "the first step")
+        for i in range(300):
+            woke_at = time.monotonic()
+            jobs.wake()
+            _wait(lambda w=woke_at: any(t >= w for t, _ in keeper.steps), f"the step after wake {i}", 2)
+            time.sleep(0.0005 * (i % 4))
+    finally:
+        jobs.shutdown()
+
+
+def test_a_step_that_asks_to_run_again_at_once_keeps_running() -> None:
+    """What an exit in flight does (follow it again shortly): the run scheduled after the step must
+    not be refused as a second instance of it."""
+    keeper = FakeKeeper()
+    jobs = _jobs(keeper)
+    jobs.start()
+    try:
+        _wait(lambda: len(keeper.steps) >= 1, "the first step")
+        keeper.due = 0.0
+        start = len(keeper.steps)
+        jobs.wake()
+        time.sleep(0.5)
+        assert len(keeper.steps) - start >= 20
+    finally:
+        keeper.due = None
         jobs.shutdown()
