@@ -115,11 +115,13 @@ class Indexer:
         if self._memory_dirty:
             self._replay_memory()
         head = int(rpc.call(self.w3, "eth_blockNumber", []), 16) - self.confirmations
-        if head < self._next_block:
-            return 0
+        # Before the height: a chain rolled back below our cursor, or re-mined to the same height,
+        # has no new blocks to offer, and only the cursor's hash tells.
         if self._last_hash is not None and self._hash_at(self._next_block - 1) != self._last_hash:
             self._rebuild()
             return 1
+        if head < self._next_block:
+            return 0
         from_block = self._next_block
         to_block = min(head, from_block + self.batch_blocks - 1)
         self._timestamps.clear()
