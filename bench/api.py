@@ -7,9 +7,11 @@ three alike; the figures are medians over rounds."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote as urlquote
@@ -83,8 +85,12 @@ def check_answers(url: str, requests: dict[str, list[load.Request]]) -> None:
     with httpx.Client(base_url=url, timeout=30) as client:
         for name, reqs in requests.items():
             r = reqs[0]
-            answer = client.request(r.method, r.path, content=r.body or None,
-                                    headers={"Content-Type": "application/json"} if r.body else {})
+            answer = client.request(
+                r.method,
+                r.path,
+                content=r.body or None,
+                headers={"Content-Type": "application/json"} if r.body else {},
+            )
             if answer.status_code != 200:
                 raise RuntimeError(f"{name}: {answer.status_code} {answer.text[:300]}")
             if name == "verify" and not answer.json()["ok"]:
@@ -102,7 +108,7 @@ def bench_http(
         check_answers(server.url, requests)
         order = ["health", "quote", "verify"]
         for r in range(config.rounds):
-            rotated = order[r % 3:] + order[: r % 3]
+            rotated = order[r % 3 :] + order[: r % 3]
             for name in rotated:
                 run = load.run(
                     server.url,
@@ -124,8 +130,14 @@ def bench_http(
                 )
         for name in ("health", "quote"):
             result.unloaded[name] = load.run(
-                server.url, requests[name], connections=1, warmup_s=0.5, duration_s=2.0,
-                processes=1, server_pid=server.pid, use_wrk=config.use_wrk,
+                server.url,
+                requests[name],
+                connections=1,
+                warmup_s=0.5,
+                duration_s=2.0,
+                processes=1,
+                server_pid=server.pid,
+                use_wrk=config.use_wrk,
             )
     return result
 
@@ -147,18 +159,25 @@ class VerifyResult:
         return median(self.raw_rates)
 
 
-def bench_verify_in_process(chain: Chain, tmp: Path, rounds: int = 5, slice_s: float = 0.5) -> VerifyResult:
-    """The relayer's own path: the submit body → `Built` (parse, the agent from state, the typed
-    struct) → digest → recover → compare with the registered signer. Against: coincurve's recover of
-    the same digest, precomputed. Alternated in slices; medians of the rates."""
+Verifier = Callable[[], bool]
+
+
+@contextlib.contextmanager
+def verifiers(chain: Chain, tmp: Path) -> Iterator[tuple[Verifier, Verifier]]:
+    """(the relayer's own path, raw coincurve) for one signed OpenPosition of the chain's first agent.
+
+    The relayer's path: the submit body → `Built` (parse, the agent from state, the typed struct) →
+    digest → recover → compare with the registered signer. Raw: coincurve's recover of the same
+    digest, precomputed. The relayer's services run (no keeper) so that its state is the real one."""
     from relayer.service import build_services  # heavy import, only here
 
     agent_id, key = chain.agents[0]
     signed = signed_open(chain.manifest, agent_id, key, SYMBOL, nonce=0, usdc=QUOTE_USDC)
+    home = Path(tempfile.mkdtemp(prefix="verify-", dir=tmp))
     settings = Settings(
-        home=tmp / "verify-home",
+        home=home / "home",
         rpc_url=chain.anvil.url,
-        database_url=f"sqlite:///{tmp / 'verify.db'}",
+        database_url=f"sqlite:///{home / 'verify.db'}",
         api_port=free_port(),
         keeper=False,
     )
@@ -185,18 +204,24 @@ def bench_verify_in_process(chain: Chain, tmp: Path, rounds: int = 5, slice_s: f
 
         if not relayer_verify() or not raw_recover():
             raise RuntimeError("the bench intent's signature does not verify")
-        _rate(relayer_verify, 0.2)  # warm up
-        _rate(raw_recover, 0.2)
-        relayer_rates, raw_rates = [], []
-        for _ in range(rounds):
-            relayer_rates.append(_rate(relayer_verify, slice_s))
-            raw_rates.append(_rate(raw_recover, slice_s))
-        return VerifyResult(relayer_rates, raw_rates)
+        yield relayer_verify, raw_recover
     finally:
         services.close()
 
 
-def _rate(fn: Callable[[], bool], seconds: float) -> float:
+def bench_verify_in_process(chain: Chain, tmp: Path, rounds: int = 5, slice_s: float = 0.5) -> VerifyResult:
+    """The relayer's path against raw coincurve, alternated in slices; medians of the rates."""
+    with verifiers(chain, tmp) as (relayer_verify, raw_recover):
+        rate(relayer_verify, 0.2)  # warm up
+        rate(raw_recover, 0.2)
+        relayer_rates, raw_rates = [], []
+        for _ in range(rounds):
+            relayer_rates.append(rate(relayer_verify, slice_s))
+            raw_rates.append(rate(raw_recover, slice_s))
+        return VerifyResult(relayer_rates, raw_rates)
+
+
+def rate(fn: Callable[[], bool], seconds: float) -> float:
     n = 0
     started = time.perf_counter()
     deadline = started + seconds

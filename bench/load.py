@@ -82,7 +82,13 @@ def process_cpu_s(pid: int) -> float:
 
 
 async def _connection(
-    host: str, port: int, raws: list[bytes], start_at: float, measure_at: float, end_at: float, out: dict[str, Any]
+    host: str,
+    port: int,
+    raws: list[bytes],
+    start_at: float,
+    measure_at: float,
+    end_at: float,
+    out: dict[str, Any],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     i = out["offset"]
@@ -120,7 +126,9 @@ def _content_length(head: bytes) -> int:
 async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     url = urlsplit(spec["url"])
     host, port = url.hostname or "127.0.0.1", url.port or 80
-    raws = [Request(r["method"], r["path"], r["body"].encode()).raw(f"{host}:{port}") for r in spec["requests"]]
+    raws = [
+        Request(r["method"], r["path"], r["body"].encode()).raw(f"{host}:{port}") for r in spec["requests"]
+    ]
     outs = [
         {"offset": n * 7 + spec["index"], "latencies": [], "statuses": Counter()}
         for n in range(spec["connections"])
@@ -143,7 +151,12 @@ async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_python(
-    url: str, requests: list[Request], connections: int, processes: int, warmup_s: float, duration_s: float,
+    url: str,
+    requests: list[Request],
+    connections: int,
+    processes: int,
+    warmup_s: float,
+    duration_s: float,
     server_pid: int | None,
 ) -> LoadResult:
     processes = max(1, min(processes, connections))
@@ -227,14 +240,19 @@ def _wrk_script(requests: list[Request]) -> str:
     lines = []
     for n, r in enumerate(requests, 1):
         headers = '{["Content-Type"]="application/json"}' if r.body else "{}"
-        lines.append(f"requests[{n}] = wrk.format({json.dumps(r.method)}, {json.dumps(r.path)}, "
-                     f"{headers}, {json.dumps(r.body.decode()) if r.body else 'nil'})")
+        lines.append(
+            f"requests[{n}] = wrk.format({json.dumps(r.method)}, {json.dumps(r.path)}, "
+            f"{headers}, {json.dumps(r.body.decode()) if r.body else 'nil'})"
+        )
     return _WRK_SCRIPT % "\n".join(lines)
 
 
 def _parse_wrk(text: str) -> tuple[int, float, float, dict[int, int]]:
     requests = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
-    pct = {m.group(1): _ms(m.group(2), m.group(3)) for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
+    pct = {
+        m.group(1): _ms(m.group(2), m.group(3))
+        for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    }
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     statuses = {200: requests - (int(errors.group(1)) if errors else 0)}
     if errors:
@@ -247,7 +265,12 @@ def _ms(value: str, unit: str) -> float:
 
 
 def _run_wrk(
-    wrk: str, url: str, requests: list[Request], connections: int, warmup_s: float, duration_s: float,
+    wrk: str,
+    url: str,
+    requests: list[Request],
+    connections: int,
+    warmup_s: float,
+    duration_s: float,
     server_pid: int | None,
 ) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
@@ -260,15 +283,23 @@ def _run_wrk(
             subprocess.run([*base, "-d", f"{warmup_s:g}s", url], capture_output=True, check=True)
         before = process_cpu_s(server_pid) if server_pid else 0.0
         started = time.perf_counter()
-        out = subprocess.run([*base, "-d", f"{duration_s:g}s", url], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [*base, "-d", f"{duration_s:g}s", url], capture_output=True, text=True, check=True
+        )
         elapsed = time.perf_counter() - started
         server_cpu = (process_cpu_s(server_pid) - before) * duration_s / elapsed if server_pid else 0.0
     finally:
         os.unlink(script)
     count, p50, p99, statuses = _parse_wrk(out.stdout)
     return LoadResult(
-        tool="wrk", connections=connections, duration_s=duration_s, requests=count, statuses=statuses,
-        p50_ms=p50, p99_ms=p99, server_cpu_s=server_cpu,
+        tool="wrk",
+        connections=connections,
+        duration_s=duration_s,
+        requests=count,
+        statuses=statuses,
+        p50_ms=p50,
+        p99_ms=p99,
+        server_cpu_s=server_cpu,
     )
 
 

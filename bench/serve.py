@@ -90,7 +90,12 @@ def main(argv: list[str]) -> None:
             stop.set()
 
         signal.signal(signal.SIGTERM, _on_term)
-        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+        def _on_stdin_closed() -> None:
+            sys.stdin.read()
+            stop.set()
+
+        threading.Thread(target=_on_stdin_closed, daemon=True).start()
         server.start(timeout_s=600)
         print(f"READY {server.url}", flush=True)
         try:
