@@ -64,6 +64,7 @@ GOAL_E2E_P99_MS = 1000.0
 GOAL_TICK = 2.0
 GOAL_OPEN_GAS = 170_000
 GOAL_RSS = 1024**3
+PARTS = ("http", "relay", "e2e", "keeper", "gas")
 
 
 Progress = Callable[[str], None]
@@ -296,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-wrk", action="store_true", help="use the Python load generator even if wrk is on PATH"
     )
     parser.add_argument("--no-profile", action="store_true", help="do not profile the figures that miss")
+    parser.add_argument("--only", default="", help=f"comma-separated parts to run: {', '.join(PARTS)}")
     parser.add_argument(
         "--out", type=Path, default=None, help="results file (default bench/results/<date>.md)"
     )
@@ -319,45 +321,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.full and 100_000 not in e2e_sizes:
         e2e_sizes.append(100_000)
     notes: list[str] = []
+    parts = set(args.only.split(",")) if args.only else set(PARTS)
+    if parts - set(PARTS):
+        parser.error(f"--only takes {', '.join(PARTS)}")
+    http = verify = relay = memory = None
+    gas: dict[str, gasbench.GasFigure] = {}
+    ticks: list[keeperbench.TickResult] = []
+    e2e: list[keeperbench.E2EResult] = []
     with tempfile.TemporaryDirectory(prefix="alphagrid-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
+        if "gas" in parts:
+            progress("gas: forge test " + gasbench.GAS_TEST)
+            gas = gasbench.measure()
+        if "keeper" in parts:
+            progress("keeper: tick cost " + args.tick_sizes)
+            ticks = [
+                keeperbench.bench_ticks(n, 5000, scan_reps=max(20, min(5000, 2_000_000 // n)))
+                for n in (int(s) for s in args.tick_sizes.split(","))
+            ]
+            progress(f"keeper: memory for {args.memory_rules:,} rules (fresh process)")
+            memory = keeperbench.bench_memory(args.memory_rules)
+        if "http" in parts:
+            progress("quote / verify / /health over HTTP, and verify in process")
+            with fresh_chain(1) as chain:
+                verify = bench_verify_in_process(chain, tmp)
+                progress(f"  in process: relayer {verify.relayer:,.0f}/s, raw coincurve {verify.raw:,.0f}/s")
+                http = bench_http(chain, f"sqlite:///{tmp / 'http.db'}", http_config, progress)
+        if "relay" in parts:
+            progress(
+                f"relayed intents: {args.agents} agents × {args.per_agent}, {args.relay_rounds} A/B rounds"
+            )
+            relay = bench_relay(args.agents, args.per_agent, args.relay_rounds, progress)
+        if "e2e" in parts:
+            for n in e2e_sizes:
+                progress(f"keeper: price update → exit with {n:,} open positions")
+                updates = min(args.e2e_updates, 200, -(-n // keeperbench.TOKENS))
+                e2e.append(keeperbench.bench_e2e(n, updates, 0.2, progress))
 
-        progress("gas: forge test " + gasbench.GAS_TEST)
-        gas = gasbench.measure()
-
-        progress("keeper: tick cost " + args.tick_sizes)
-        ticks = [
-            keeperbench.bench_ticks(n, 5000, scan_reps=max(20, min(5000, 2_000_000 // n)))
-            for n in (int(s) for s in args.tick_sizes.split(","))
-        ]
-        progress(f"keeper: memory for {args.memory_rules:,} rules (fresh process)")
-        memory = keeperbench.bench_memory(args.memory_rules)
-
-        progress("quote / verify / /health over HTTP, and verify in process")
-        with fresh_chain(1) as chain:
-            verify = bench_verify_in_process(chain, tmp)
-            progress(f"  in process: relayer {verify.relayer:,.0f}/s, raw coincurve {verify.raw:,.0f}/s")
-            http = bench_http(chain, f"sqlite:///{tmp / 'http.db'}", http_config, progress)
-
-        progress(f"relayed intents: {args.agents} agents × {args.per_agent}, {args.relay_rounds} A/B rounds")
-        relay = bench_relay(args.agents, args.per_agent, args.relay_rounds, progress)
-
-        e2e = []
-        for n in e2e_sizes:
-            progress(f"keeper: price update → exit with {n:,} open positions")
-            updates = min(args.e2e_updates, 200, -(-n // keeperbench.TOKENS))
-            e2e.append(keeperbench.bench_e2e(n, updates, 0.2, progress))
-
-        report.figures = [
-            *http_figures(http),
-            verify_figure(verify),
-            relay_figure(relay),
-            *(e2e_figure(e) for e in e2e),
-            tick_figure(ticks),
-            *gas_figures(gas),
-            memory_figure(memory),
-        ]
-        report.sections += method_sections(http, verify, relay, e2e, ticks, memory, args, e2e_sizes)
+        if http is not None and verify is not None:
+            report.figures += [*http_figures(http), verify_figure(verify)]
+            report.sections += http_sections(http, verify, args)
+        if relay is not None:
+            report.figures.append(relay_figure(relay))
+            report.sections.append(relay_section(relay))
+        if e2e:
+            report.figures += [e2e_figure(e) for e in e2e]
+            report.sections.append(e2e_section(e2e, e2e_sizes))
+        if ticks and memory is not None:
+            report.figures += [tick_figure(ticks), memory_figure(memory)]
+            report.sections.append(keeper_section(ticks, memory))
+        if gas:
+            report.figures += gas_figures(gas)
+            report.sections.append(GAS_SECTION)
 
         missed = {f.name for f in report.missed()}
         profiles: list[Profile] = []
@@ -399,23 +414,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def method_sections(
-    http: HttpResult,
-    verify: VerifyResult,
-    relay: RelayResult,
-    e2e: list[keeperbench.E2EResult],
-    ticks: list[keeperbench.TickResult],
-    memory: dict[str, int],
-    args: argparse.Namespace,
-    e2e_sizes: list[int],
-) -> list[tuple[str, str]]:
+def http_sections(http: HttpResult, verify: VerifyResult, args: argparse.Namespace) -> list[tuple[str, str]]:
     tool = http.runs["health"][0].tool
     runs = "\n".join(
         f"| {name} | {', '.join(fmt_rate(r.rate) for r in rs)} | {', '.join(fmt_ms(r.p99_ms) for r in rs)} | "
-        f"{http.server_cpu(name):.2f} | {http.client_cpu(name):.2f} |"
+        f"{http.server_cpu(name):.2f} | {http.cpu_per_request_us(name):,.0f} µs | "
+        f"{http.client_cpu(name):.2f} |"
         for name, rs in http.runs.items()
     )
-    sections = [
+    return [
         (
             "HTTP: how it was measured",
             f"The relayer (API, indexer, sender, dispatcher, keeper; SQLite) runs in its own process "
@@ -423,8 +430,8 @@ def method_sections(
             f"connections, {http_config_text(args)}; rounds rotate /health, quote, verify; the table "
             "shows medians. Quote: `GET " + http.quote_path + "`. Verify: a signed OpenPosition body "
             "that passes every check.\n\n"
-            "| endpoint | requests/s per round | p99 per round | server CPU (cores) | client CPU (cores) |\n"
-            "|---|---|---|---:|---:|\n" + runs + "\n\n"
+            "| endpoint | requests/s per round | p99 per round | server CPU (cores) | server CPU per request "
+            "| client CPU (cores) |\n|---|---|---|---:|---:|---:|\n" + runs + "\n\n"
             "The server, not the client, is the bound: during /health the relayer's process uses "
             f"{http.server_cpu('health'):.2f} cores (one core of Python: the GIL) while the load "
             f"generator uses {http.client_cpu('health'):.2f}."
@@ -441,23 +448,29 @@ def method_sections(
             + ", ".join(f"{x:,.0f}" for x in verify.raw_rates)
             + "/s.",
         ),
-        (
-            "Relayed intents",
-            f"{relay.agents} agents, each submitting {relay.per_agent} OpenPosition intents in turn "
-            "(`Prefer: wait=60`: answered once mined, recorded and indexed); every answer was "
-            "`201 confirmed` and every record was read back. Against: one key sending the same router "
-            "calls (eth_abi encoding, eth-account signing, eth_sendRawTransaction) and waiting for the "
-            f"last receipt. Anvil automine, restarted for each run; A and B alternate, "
-            f"{len(relay.relayer)} runs each. Relayer: "
-            + ", ".join(f"{x.rate:.1f}/s" for x in relay.relayer)
-            + " (per intent p50 "
-            + fmt_ms(median([median(x.latencies_ms) for x in relay.relayer]))
-            + "); bare loop: "
-            + ", ".join(f"{x.rate:.0f}/s" for x in relay.bare)
-            + ".",
-        ),
     ]
-    e2e_text = [
+
+
+def relay_section(relay: RelayResult) -> tuple[str, str]:
+    return (
+        "Relayed intents",
+        f"{relay.agents} agents, each submitting {relay.per_agent} OpenPosition intents in turn "
+        "(`Prefer: wait=60`: answered once mined, recorded and indexed); every answer was "
+        "`201 confirmed` and every record was read back. Against: one key sending the same router "
+        "calls (eth_abi encoding, eth-account signing, eth_sendRawTransaction) and waiting for the "
+        f"last receipt. Anvil automine, restarted for each run; A and B alternate, "
+        f"{len(relay.relayer)} runs each. Relayer: "
+        + ", ".join(f"{x.rate:.1f}/s" for x in relay.relayer)
+        + " (per intent p50 "
+        + fmt_ms(median([median(x.latencies_ms) for x in relay.relayer]))
+        + "); bare loop: "
+        + ", ".join(f"{x.rate:.0f}/s" for x in relay.bare)
+        + ".",
+    )
+
+
+def e2e_section(e2e: list[keeperbench.E2EResult], e2e_sizes: list[int]) -> tuple[str, str]:
+    lines = [
         f"`bench.keeper`'s end-to-end part, run for {', '.join(f'{n:,}' for n in e2e_sizes)} open positions"
         + (
             ""
@@ -474,36 +487,36 @@ def method_sections(
     ]
     for e in e2e:
         lat = e.latencies_ms
-        e2e_text.append(
+        lines.append(
             f"| {e.positions:,} | {e.updates} | {fmt_ms(median(lat))} | "
             f"{fmt_ms(keeperbench.percentile(lat, 0.9))} | {fmt_ms(keeperbench.percentile(lat, 0.99))} | "
             f"{fmt_ms(median(e.sent_ms))} | {fmt_ms(median(e.inclusion_ms))} | {e.setup_s:.0f} s | "
             f"{e.bootstrap_s:.1f} s |"
         )
-    sections.append(("Price update → exit confirmed", "\n".join(e2e_text)))
+    return ("Price update → exit confirmed", "\n".join(lines))
+
+
+def keeper_section(ticks: list[keeperbench.TickResult], memory: dict[str, int]) -> tuple[str, str]:
     tick_rows = "\n".join(
         f"| {t.n:,} | {t.rules:,} | {t.median_us:.1f} µs | {t.p99_us:.1f} µs | {t.scan_median_us:,.0f} µs |"
         for t in ticks
     )
-    sections.append(
-        (
-            "Keeper tick and memory",
-            "One tick = `TriggerIndex.candidates` + the pure `decide` for each candidate, k = 10 triggered "
-            "(`bench.keeper` part 1).\n\n| open positions | rules | tick median | tick p99 | scan median |\n"
-            "|---:|---:|---:|---:|---:|\n" + tick_rows + "\n\n"
-            f"Memory: a fresh process builds the trigger index for {memory['rules']:,} rules and holds the "
-            f"{memory['positions']:,} `PositionInfo`s; its RSS is the figure (imports included).",
-        )
+    return (
+        "Keeper tick and memory",
+        "One tick = `TriggerIndex.candidates` + the pure `decide` for each candidate, k = 10 triggered "
+        "(`bench.keeper` part 1).\n\n| open positions | rules | tick median | tick p99 | scan median |\n"
+        "|---:|---:|---:|---:|---:|\n" + tick_rows + "\n\n"
+        f"Memory: a fresh process builds the trigger index for {memory['rules']:,} rules and holds the "
+        f"{memory['positions']:,} `PositionInfo`s; its RSS is the figure (imports included).",
     )
-    sections.append(
-        (
-            "Gas",
-            "From `forge test --match-path contracts/test/TradeRouter.gas.t.sol -vv`, run by the harness; "
-            "totals include the 21,000 base, calldata and the capped refund. Method and where the gas goes: "
-            "[bench/gas.md](../gas.md).",
-        )
-    )
-    return sections
+
+
+GAS_SECTION = (
+    "Gas",
+    "From `forge test --match-path contracts/test/TradeRouter.gas.t.sol -vv`, run by the harness; "
+    "totals include the 21,000 base, calldata and the capped refund. Method and where the gas goes: "
+    "[bench/gas.md](../gas.md).",
+)
 
 
 def http_config_text(args: argparse.Namespace) -> str:

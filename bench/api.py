@@ -60,6 +60,9 @@ class HttpResult:
     def server_cpu(self, name: str) -> float:
         return median([r.server_cpu_share for r in self.runs[name]])
 
+    def cpu_per_request_us(self, name: str) -> float:
+        return median([r.server_cpu_per_request_us for r in self.runs[name]])
+
     def client_cpu(self, name: str) -> float:
         return median([r.client_cpu_share for r in self.runs[name]])
 
@@ -126,7 +129,8 @@ def bench_http(
                 result.runs.setdefault(name, []).append(run)
                 progress(
                     f"  round {r + 1} {name:6}: {run.rate:,.0f}/s, p50 {run.p50_ms:.1f} ms, "
-                    f"p99 {run.p99_ms:.1f} ms, server CPU {run.server_cpu_share:.2f} cores"
+                    f"p99 {run.p99_ms:.1f} ms, server CPU {run.server_cpu_share:.2f} cores, "
+                    f"{run.server_cpu_per_request_us:,.0f} µs/request"
                 )
         for name in ("health", "quote"):
             result.unloaded[name] = load.run(
