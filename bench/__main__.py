@@ -256,7 +256,8 @@ def profile_verify(tmp: Path) -> Profile:
 
 
 def profile_relay(tmp: Path, agents: int, per_agent: int, progress: Progress) -> Profile:
-    """py-spy on the relayer's process during a relay run: every thread that is not idle."""
+    """py-spy on the relayer's process during a relay run. The process is bound by one core of
+    Python during it, so the thread holding the GIL is what limits it."""
     holder: dict[str, Profile] = {}
 
     def around(pid: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -265,8 +266,8 @@ def profile_relay(tmp: Path, agents: int, per_agent: int, progress: Progress) ->
             8,
             tmp / "relay.txt",
             run,
-            gil=False,
-            title="relay run: the relayer process, all busy threads",
+            gil=True,
+            title="relay run: the relayer process (CPU-bound here), the thread holding the GIL",
         )
         holder["p"] = p
         return result
@@ -287,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--e2e-updates", type=int, default=100, help="price updates per e2e size")
     parser.add_argument("--tick-sizes", default="1000,10000,100000")
     parser.add_argument("--memory-rules", type=int, default=1_000_000)
-    parser.add_argument("--agents", type=int, default=100, help="agents in the relay run")
+    parser.add_argument("--agents", type=int, default=50, help="agents in the relay run")
     parser.add_argument("--per-agent", type=int, default=3, help="intents per agent in the relay run")
     parser.add_argument("--relay-rounds", type=int, default=2, help="A/B pairs, each on a new Anvil")
     parser.add_argument("--http-rounds", type=int, default=3)
@@ -463,6 +464,10 @@ def relay_section(relay: RelayResult) -> tuple[str, str]:
         + ", ".join(f"{x.rate:.1f}/s" for x in relay.relayer)
         + " (per intent p50 "
         + fmt_ms(median([median(x.latencies_ms) for x in relay.relayer]))
+        + "; the relayer's process used "
+        + ", ".join(f"{x.server_cores:.2f}" for x in relay.relayer)
+        + " cores and Anvil "
+        + ", ".join(f"{x.anvil_cores:.2f}" for x in relay.relayer)
         + "); bare loop: "
         + ", ".join(f"{x.rate:.0f}/s" for x in relay.bare)
         + ".",

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 from web3 import Web3
 
+from bench import load
 from bench.keeper import RawSender
 from bench.serve import ServerProcess
 from bench.stack import Chain, SignedOpen, fresh_chain, signed_open
@@ -48,6 +49,8 @@ class RelayRun:
     intents: int
     seconds: float
     latencies_ms: list[float]
+    server_cores: float = 0.0  # the relayer process's CPU time per wall second during the run
+    anvil_cores: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -81,13 +84,25 @@ def relayer_run(
             spec.write_text(
                 json.dumps({"url": server.url, "agents": [[(s.agent_id, s.body) for s in a] for a in signed]})
             )
+            anvil_pid = chain.anvil.process.pid if chain.anvil.process else None
+            cpu_before = (load.process_cpu_s(server.pid), load.process_cpu_s(anvil_pid) if anvil_pid else 0.0)
             out = around(server.pid, lambda: _client(spec))
+            cpu = (
+                load.process_cpu_s(server.pid) - cpu_before[0],
+                (load.process_cpu_s(anvil_pid) - cpu_before[1]) if anvil_pid else 0.0,
+            )
             statuses: Counter[str] = Counter(out["answers"])
             if statuses != {"201 confirmed": agents * per_agent}:
                 raise RuntimeError(f"relayer answers: {dict(statuses)}")
             _check_recorded(server.url, [a[0].agent_id for a in signed], per_agent)
-        run = RelayRun("relayer", agents * per_agent, out["finished"] - out["started"], out["latencies"])
-    progress(f"  relayer: {run.intents} intents in {run.seconds:.2f} s → {run.rate:.1f}/s")
+        seconds = out["finished"] - out["started"]
+        run = RelayRun(
+            "relayer", agents * per_agent, seconds, out["latencies"], cpu[0] / seconds, cpu[1] / seconds
+        )
+    progress(
+        f"  relayer: {run.intents} intents in {run.seconds:.2f} s → {run.rate:.1f}/s; CPU: relayer "
+        f"{run.server_cores:.2f} cores, anvil {run.anvil_cores:.2f}"
+    )
     return run
 
 
