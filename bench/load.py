@@ -285,13 +285,13 @@ def _run_wrk(
     try:
         threads = str(min(2, connections))
         base = [wrk, "-t", threads, "-c", str(connections), "-s", script, "--latency"]
+        # wrk takes whole seconds.
+        duration_s = max(1, round(duration_s))
         if warmup_s > 0:
-            subprocess.run([*base, "-d", f"{warmup_s:g}s", url], capture_output=True, check=True)
+            subprocess.run([*base, "-d", f"{max(1, round(warmup_s))}s", url], capture_output=True, check=True)
         before = process_cpu_s(server_pid) if server_pid else 0.0
         started = time.perf_counter()
-        out = subprocess.run(
-            [*base, "-d", f"{duration_s:g}s", url], capture_output=True, text=True, check=True
-        )
+        out = subprocess.run([*base, "-d", f"{duration_s}s", url], capture_output=True, text=True, check=True)
         elapsed = time.perf_counter() - started
         server_cpu = (process_cpu_s(server_pid) - before) * duration_s / elapsed if server_pid else 0.0
     finally:
