@@ -261,6 +261,7 @@ def memory_child(positions: int) -> dict[str, Any]:
         "rules": len(index),
         "index_bytes": index_only,
         "with_state_bytes": with_state,
+        "rss_bytes": rss_bytes(),  # the whole process: interpreter, imports, index and positions
     }
 
 

@@ -16,14 +16,16 @@ Pure: no I/O, no clock, no chain access.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar, Final, Literal, TypeAlias, get_args
 
 from coincurve import PublicKey
 from eth_abi.abi import encode
+from eth_hash.auto import keccak as keccak256
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_checksum_address, to_checksum_address
 from eth_utils.crypto import keccak
@@ -116,6 +118,21 @@ def _parse_type_string(type_string: str) -> tuple[str, tuple[Member, ...]]:
     return match.group(1), tuple(members)
 
 
+def _static_word(sol_type: str) -> Callable[[Any], bytes]:
+    """The ABI encoding of one static member, a 32-byte word, for a value `_check_value` accepted
+    (so in range, checksummed, 32 bytes long): what ``eth_abi.encode`` produces, without its per-call
+    type parsing and validation, which cost more than the hashing on the quote and verify paths."""
+    if sol_type.startswith("uint"):
+        return lambda value: int(value).to_bytes(32, "big")
+    if sol_type.startswith("int"):
+        return lambda value: int(value).to_bytes(32, "big", signed=True)
+    if sol_type == "address":
+        return lambda value: bytes(12) + bytes.fromhex(value[2:])
+    if sol_type == "bytes32":
+        return bytes
+    raise TypeError(f"unsupported member type {sol_type}")  # pragma: no cover
+
+
 class _Struct:
     """Shared by every struct: members come from the type string, so order cannot drift from SPEC."""
 
@@ -123,21 +140,24 @@ class _Struct:
     PRIMARY_TYPE: ClassVar[str]
     MEMBERS: ClassVar[tuple[Member, ...]]
     TYPEHASH: ClassVar[bytes]
+    _WORDS: ClassVar[tuple[tuple[str, Callable[[Any], bytes]], ...]]
 
     def __init_subclass__(cls, *, type_string: str, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.TYPE_STRING = type_string
         cls.PRIMARY_TYPE, cls.MEMBERS = _parse_type_string(type_string)
         cls.TYPEHASH = keccak(text=type_string)
+        cls._WORDS = tuple((m.attr, _static_word(m.sol_type)) for m in cls.MEMBERS)
 
     def __post_init__(self) -> None:
         for member in self.MEMBERS:
             _check_value(member, getattr(self, member.attr))
 
     def struct_hash(self) -> bytes:
-        """``hashStruct(s) = keccak256(typeHash ‖ encodeData(s))``; every member here is static."""
-        values = [getattr(self, m.attr) for m in self.MEMBERS]
-        return keccak(encode(["bytes32", *(m.sol_type for m in self.MEMBERS)], [self.TYPEHASH, *values]))
+        """``hashStruct(s) = keccak256(typeHash ‖ encodeData(s))``; every member here is static, so
+        encodeData is one 32-byte word per member."""
+        data = b"".join(word(getattr(self, attr)) for attr, word in self._WORDS)
+        return keccak256(self.TYPEHASH + data)
 
 
 def _int_bounds(sol_type: str) -> tuple[int, int] | None:
@@ -158,13 +178,20 @@ def _check_value(member: Member, value: object) -> None:
         if not bounds[0] <= value <= bounds[1]:
             raise TypedDataError(member.name, "range")
     elif member.sol_type == "address":
-        if not isinstance(value, str) or not is_checksum_address(value):
+        if not isinstance(value, str) or not _is_checksum_address(value):
             raise TypedDataError(member.name, "checksum")
     elif member.sol_type == "bytes32":
         if not isinstance(value, bytes) or len(value) != 32:
             raise TypedDataError(member.name, "length")
     else:  # pragma: no cover - only reachable by adding a type string with a new member type
         raise TypeError(f"unsupported member type {member.sol_type}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_checksum_address(value: str) -> bool:
+    # Pure, and every intent carries the same few addresses (vault, tokens, router): EIP-55 costs a
+    # keccak per call, which showed up in the quote and verify profiles.
+    return is_checksum_address(value)
 
 
 class TriggerType(IntEnum):
@@ -199,7 +226,13 @@ def exits_hash(rules: Sequence[ExitRule]) -> bytes:
     The intents carry this hash rather than the array so the contract's typehash stays flat; an
     empty ladder hashes to keccak("") as an empty array would.
     """
-    return keccak(b"".join(rule.struct_hash() for rule in rules))
+    return _exits_hash(tuple(rules))
+
+
+@functools.lru_cache(maxsize=4096)
+def _exits_hash(rules: tuple[ExitRule, ...]) -> bytes:
+    # Pure, and agents reuse a few ladders: every quote and submit of an open hashes one.
+    return keccak256(b"".join(rule.struct_hash() for rule in rules))
 
 
 @dataclass(frozen=True)
@@ -266,18 +299,7 @@ class Domain:
             _check_value(member, getattr(self, member.attr))
 
     def separator(self) -> bytes:
-        return keccak(
-            encode(
-                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [
-                    DOMAIN_TYPEHASH,
-                    keccak(text=self.name),
-                    keccak(text=self.version),
-                    self.chain_id,
-                    self.verifying_contract,
-                ],
-            )
-        )
+        return _separator(self.chain_id, self.verifying_contract)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -288,9 +310,26 @@ class Domain:
         }
 
 
+@functools.lru_cache(maxsize=64)
+def _separator(chain_id: int, verifying_contract: str) -> bytes:
+    # A relayer has one domain; hashing it again for every digest was a third of `digest`'s cost.
+    return keccak(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                DOMAIN_TYPEHASH,
+                keccak(text=DOMAIN_NAME),
+                keccak(text=DOMAIN_VERSION),
+                chain_id,
+                verifying_contract,
+            ],
+        )
+    )
+
+
 def digest(domain: Domain, intent: Intent) -> bytes:
     """The 32 bytes that are signed: ``keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(intent))``."""
-    return keccak(b"\x19\x01" + domain.separator() + intent.struct_hash())
+    return keccak256(b"\x19\x01" + domain.separator() + intent.struct_hash())
 
 
 # --- eth_signTypedData_v4 JSON ---------------------------------------------------------------------
@@ -466,7 +505,13 @@ def recover_signer(digest: bytes, signature: bytes | str | Signature) -> Checksu
     except ValueError:
         # r is not the x-coordinate of a curve point: ecrecover returns 0 for these as well.
         raise SignatureError("unrecoverable") from None
-    address = keccak(public_key.format(compressed=False)[1:])[12:]
+    address = keccak256(public_key.format(compressed=False)[1:])[12:]
     if address == bytes(20):  # pragma: no cover - would need a keccak preimage of zero
         raise SignatureError("unrecoverable")
+    return _checksum(address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksum(address: bytes) -> ChecksumAddress:
+    # EIP-55 costs as much as a third of the recovery itself, and the signers are few and recurring.
     return to_checksum_address(address)

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from relayer.service import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain `def` dependency in the thread pool, a hop per request for an
+    # attribute read.
     services: Services = request.app.state.services
     return services
 

@@ -39,30 +39,34 @@ def _params(request: Request) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------- quotes
+#
+# Quotes and verify are `async def` although they do blocking work: they only read memory and run one
+# short indexed query, and as `def` routes every request took two thread-pool hops (the endpoint,
+# then FastAPI's response validation) which cost more CPU than the quote itself (bench/results).
 
 
 @router.get("/agents/{agent_id}/trade-intents/quote")
-def quote_open(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+async def quote_open(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """Query: `symbol`, `usdcAmount`, `exits` (URL-encoded JSON array); optional `maxSlippageBps`,
     `minTokenOut`, `deadline`."""
     return quote(services.intents, agent_id, "OpenPosition", _params(request))
 
 
 @router.get("/agents/{agent_id}/add-intents")
-def quote_add(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+async def quote_add(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """Query: `positionId` or `symbol`, `usdcAmount`, optional `maxSlippageBps`, `minTokenOut`, `deadline`."""
     return quote(services.intents, agent_id, "AddToPosition", _params(request))
 
 
 @router.get("/agents/{agent_id}/reduce-intents")
-def quote_reduce(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+async def quote_reduce(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """Query: `positionId` or `symbol`, `tokenAmount` (default: all); optional `maxSlippageBps`,
     `minUsdcOut`."""
     return quote(services.intents, agent_id, "ReducePosition", _params(request))
 
 
 @router.get("/agents/{agent_id}/exit-ladder-intents")
-def quote_ladder(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+async def quote_ladder(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """Query: `positionId` or `symbol`, `exits` (URL-encoded JSON), optional `deadline`."""
     return quote(services.intents, agent_id, "UpdateExitLadder", _params(request))
 
@@ -133,7 +137,7 @@ class VerifyBody(BaseModel):
 
 
 @router.post("/agents/{agent_id}/intents/verify")
-def verify(agent_id: str, body: VerifyBody, services: ServicesDep) -> dict[str, Any]:
+async def verify(agent_id: str, body: VerifyBody, services: ServicesDep) -> dict[str, Any]:
     """Rebuilds the typed data from a submit body and runs every check, sending nothing."""
     raw = {k: v for k, v in (body.model_extra or {}).items()}
     b = services.intents.built(agent_id, body.primaryType, raw)
