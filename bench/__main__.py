@@ -413,7 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.wall_s = time.perf_counter() - began
     print()
     print(report.table())
-    path = write(report, args.out or results_path(datetime.now(UTC)))
+    partial = sorted(parts) if args.only else []
+    path = write(report, args.out or results_path(datetime.now(UTC), parts=partial))
     print(
         f"\n{sum(1 for f in report.figures if f.met)} of "
         f"{sum(1 for f in report.figures if f.met is not None)} goals met; written to {path}"

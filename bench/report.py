@@ -194,8 +194,11 @@ class Report:
         return "\n".join(lines)
 
 
-def results_path(when: datetime, directory: Path = RESULTS) -> Path:
-    return directory / f"{when:%Y-%m-%d}.md"
+def results_path(when: datetime, directory: Path = RESULTS, parts: Sequence[str] = ()) -> Path:
+    """`<date>.md` for a whole run; a partial run (`--only`) names its parts, so it never replaces
+    the day's whole-run file."""
+    suffix = "".join(f"-{p}" for p in sorted(parts))
+    return directory / f"{when:%Y-%m-%d}{suffix}.md"
 
 
 def write(report: Report, path: Path) -> Path:
