@@ -387,7 +387,7 @@ class IntentService:
             if tx_status == "mined" and mined_hash:
                 self._confirm(row_id, mined_hash)
             elif tx_status == "failed":
-                self._close(row_id, "failed", f"the transaction reverted on chain ({mined_hash})", None)
+                self._reverted(row_id, mined_hash)
             elif tx_status == "dropped":
                 self._dropped(row_id, error)
 
@@ -403,6 +403,40 @@ class IntentService:
             self._close(
                 intent_id, "failed", f"the transaction was dropped: {error or 'nonce consumed'}", None
             )
+
+    def _reverted(self, intent_id: int, tx_hash: str | None) -> None:
+        """Our transaction reverted. If the intent executed anyway — someone relayed the same signed
+        intent directly to the router first, so ours hit a used nonce — it is confirmed with their
+        transaction; otherwise it failed, named by the router's error where a replay can tell."""
+        with self.sessions() as session:
+            row = session.get(Intent, intent_id)
+            assert row is not None
+            agent_id, nonce, digest = row.agent_id, row.nonce, row.digest
+        found = self._nonce_used(agent_id, nonce)
+        if found is not None and found[0] == digest:
+            log.info("intent %s was relayed by someone else first (%s); ours reverted", intent_id, found[1])
+            self._confirm(intent_id, found[1])
+            return
+        cause = self._revert_cause(tx_hash) if tx_hash else None
+        reason = f"the transaction reverted on chain ({tx_hash})"
+        if cause is not None:
+            reason += f": {cause.code} ({cause.details['revert'].get('error')})"
+        self._close(intent_id, "failed", reason, cause.to_json() if cause else None)
+
+    def _revert_cause(self, tx_hash: str) -> RelayerError | None:
+        """The router's error for a reverted transaction, by replaying its call on the state and block
+        it was mined in (receipts carry no revert data). None when the replay does not revert."""
+        try:
+            tx = rpc.call(self.w3, "eth_getTransactionByHash", [tx_hash])
+            if not tx or tx.get("blockNumber") is None:
+                return None
+            call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}
+            response = rpc.request(self.w3, "eth_call", [call, tx["blockNumber"]])
+        except (RelayerError, rpc.RpcError):
+            return None
+        if "error" not in response:
+            return None
+        return self.revert_error(response["error"])
 
     def _nonce_used(self, agent_id: int, nonce: int) -> tuple[str, str] | None:
         """(digest, tx hash) of the NonceUsed event for this agent and nonce, if the chain has one."""
