@@ -31,7 +31,7 @@ from tests.integration.test_api_rejections import (
 )
 from tests.integration.test_api_restart import final
 
-from .conftest import Api, Stack, first_only, relayer, rpc_proxy
+from .harness import Api, Stack, first_only, relayer, rpc_proxy
 
 NO_WAIT = {"Prefer": "wait=0"}
 STRANGER_KEY = ANVIL_KEYS[9]  # funded on Anvil, nobody's role: a third party with gas to spend
@@ -162,13 +162,17 @@ def test_a_deadline_passing_while_the_transaction_waits_is_failed_with_the_reaso
     """Sent in time, mined after its deadline: the router reverts. The intent is `failed` naming the
     deadline, the relayer does not try again, and the nonce stays the agent's to use."""
     agent_id, _ = api.agent(0)
-    w3 = api.stack.w3
     sent_before = relayer_nonces(api)
     deadline = max(int(time.time()), chain_time(api)) + 120
     rpc(api, "evm_setAutomine", False)
     try:
         _q, body = signed(
-            api, 0, "OpenPosition", symbol="NVDA", usdcAmount="1000", exits=LADDER,
+            api,
+            0,
+            "OpenPosition",
+            symbol="NVDA",
+            usdcAmount="1000",
+            exits=LADDER,
             message={"deadline": deadline},
         )
         r = submit(api, agent_id, "OpenPosition", body, headers=NO_WAIT)
