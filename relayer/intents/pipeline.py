@@ -41,6 +41,7 @@ log = logging.getLogger("alphagrid.intents")
 LIVE = ("received", "submitted")
 GAS_MARGIN = 1.25
 GAS_HEADROOM = 30_000  # keeps the 63/64 rule from starving the venue/vault calls
+UNSIMULATED_GAS = 400_000  # funds check for an intent that waits for its turn (simulated when sent)
 
 
 class Sender(Protocol):
@@ -49,6 +50,8 @@ class Sender(Protocol):
     ) -> TxRequest: ...
 
     def broadcast(self, request_id: int) -> object: ...
+
+    def can_pay(self, gas_limit: int) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,29 @@ class IntentService:
             raise self.revert_error(response["error"])
         return int(response["result"], 16)
 
+    def ensure_chain(self) -> None:
+        """503 while the node serves another chain than the one the relayer signs for: the EIP-712 domain
+        (and the relayer's own transactions) carry the chain id, so neither an intent signed for the old
+        id nor one for the new id can be relayed correctly until the two agree again."""
+        actual = int(rpc.call(self.w3, "eth_chainId", []), 16)
+        if actual != self.domain.chain_id:
+            raise RelayerError(
+                "chain_unavailable",
+                f"the node now serves chain {actual}, but this relayer is configured for chain "
+                f"{self.domain.chain_id}",
+                {"reason": "chain_id_changed", "chainId": actual, "expectedChainId": self.domain.chain_id},
+            )
+
+    def ensure_funded(self, gas: int) -> None:
+        """503 while the relayer's keys cannot pay for the transaction: nothing is recorded, so the agent
+        retries later, rather than an intent accepted that cannot be sent."""
+        if not self.sender.can_pay(gas):
+            raise RelayerError(
+                "chain_unavailable",
+                "the relayer cannot pay for gas at the moment; try again later",
+                {"reason": "relayer_unfunded"},
+            )
+
     def revert_error(self, error: Mapping[str, Any]) -> RelayerError:
         data = error.get("data")
         if isinstance(data, dict):
@@ -177,6 +203,7 @@ class IntentService:
                 return SubmitResult(200, intent_json(existing))
             ctx = self.context(session, b.agent, self.chain_now())
         try:
+            self.ensure_chain()
             with self.state.read():
                 error = checks.first_failure(b, ctx)
             if error is not None:
@@ -184,6 +211,7 @@ class IntentService:
             data = self.calldata(b)
             first_in_line = b.intent.nonce == self.state.counters_on(b.agent.agent_id, ctx.now).next_nonce
             gas = self.simulate(data) if first_in_line else 0
+            self.ensure_funded(gas_limit(gas) if first_in_line else UNSIMULATED_GAS)
         except RelayerError:
             # A concurrent submit of this same intent may have been recorded (and even mined) since the
             # lookup above, which is why its nonce looks used: answer with that record, not a 409.
@@ -259,7 +287,7 @@ class IntentService:
             session,
             to=self.router,
             data=data,
-            gas_limit=int(gas * GAS_MARGIN) + GAS_HEADROOM,
+            gas_limit=gas_limit(gas),
             purpose="intent",
         )
         row.tx_request_id = request.id
@@ -330,6 +358,7 @@ class IntentService:
                 return
             intent_id, primary_type, request = row.id, row.primary_type, row.request
         try:
+            self.ensure_chain()
             b = self.built(agent_id, primary_type, request)
             with self.sessions() as session:
                 ctx = self.context(session, b.agent, self.chain_now())
@@ -339,9 +368,10 @@ class IntentService:
                 raise error
             data = self.calldata(b)
             gas = self.simulate(data)
+            self.ensure_funded(gas_limit(gas))
         except RelayerError as exc:
             if exc.code == "chain_unavailable":
-                return
+                return  # kept `received`: sent once the node (or the relayer's funding) is back
             self._close(intent_id, "rejected", f"{exc.code}: {exc.message}", exc.to_json())
             return
         with self.sessions.begin() as session:
@@ -530,6 +560,10 @@ class IntentService:
                     _set_status(session, successor, "rejected", successor.reason)
         log.info("intent %s %s: %s", intent_id, status, reason)
         self.notify()
+
+
+def gas_limit(estimate: int) -> int:
+    return int(estimate * GAS_MARGIN) + GAS_HEADROOM
 
 
 def _claim(session: Session, intent_id: int) -> Intent | None:

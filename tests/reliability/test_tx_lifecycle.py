@@ -265,3 +265,50 @@ def test_state_changing_between_simulation_and_inclusion_fails_once_with_the_rea
     _q, retry = signed(api, 0, "AddToPosition", positionId=position_id, usdcAmount="101")
     assert_error(submit(api, agent_id, "AddToPosition", retry), 422, "paused")
     assert relayer_nonces(api) == sent_before + 1
+
+
+# ---------------------------------------------------------------------- the relayer out of gas money
+
+
+def test_a_drained_relayer_refuses_new_work_keeps_what_it_accepted_and_resumes_when_funded(api: Api) -> None:
+    """The relayer's keys are emptied (anvil_setBalance 0) while one intent waits in the pool and its
+    successor waits for its turn. New submits get 503 chain_unavailable and leave nothing behind; the
+    two accepted intents are neither failed nor lost, and both confirm, in order, once funded."""
+    agent_id, _ = api.agent(0)
+    position_id = open_position(api)
+    w3 = api.stack.w3
+    senders = api.services.sender.senders
+    funded = {s: w3.eth.get_balance(s) for s in senders}
+    rpc(api, "evm_setAutomine", False)
+    try:
+        _q, add = signed(api, 0, "AddToPosition", positionId=position_id, usdcAmount="100")
+        first = submit(api, agent_id, "AddToPosition", add, headers=NO_WAIT)
+        assert first.status_code == 202 and first.json()["status"] == "submitted", first.text
+        _q, ladder = signed(api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER)
+        second = submit(api, agent_id, "UpdateExitLadder", ladder, headers=NO_WAIT)
+        assert second.status_code == 202 and second.json()["status"] == "received", second.text
+        for sender in senders:
+            rpc(api, "anvil_setBalance", sender, "0x0")
+        rpc(api, "evm_mine")  # the pool's transaction cannot pay: nothing of ours is mined
+    finally:
+        rpc(api, "evm_setAutomine", True)
+    assert nonces_used(api, agent_id) == [0]
+    _q, more = signed(api, 0, "OpenPosition", symbol="AAPL", usdcAmount="100", exits=LADDER)
+    assert more["nonce"] == 3
+    before = intents_of(api, agent_id)
+    assert_error(
+        submit(api, agent_id, "OpenPosition", more), 503, "chain_unavailable", reason="relayer_unfunded"
+    )
+    time.sleep(1.0)  # the workers keep trying meanwhile; nothing may be given up
+    assert intents_of(api, agent_id) == before
+    assert [i["status"] for i in before[:2]] == ["received", "submitted"]
+
+    for sender in senders:
+        rpc(api, "anvil_setBalance", sender, hex(funded[sender]))
+    done = [final(api.client, agent_id, x.json()["intentId"], timeout_s=30) for x in (first, second)]
+    assert [d["status"] for d in done] == ["confirmed", "confirmed"], done
+    assert done[0]["blockNumber"] < done[1]["blockNumber"]
+    assert nonces_used(api, agent_id) == [0, 1, 2]
+    settle(api)
+    r = submit(api, agent_id, "OpenPosition", more)
+    assert r.status_code == 201, r.text

@@ -340,6 +340,20 @@ class TxSender:
             if outgoing is not None:
                 self._send(outgoing, bump_if_fee_too_low=True)
 
+    def can_pay(self, gas_limit: int) -> bool:
+        """Whether some lane's balance covers `gas_limit` at the fee a first attempt would offer now.
+
+        A relayer whose keys are drained cannot get anything mined: callers refuse new work (503)
+        rather than accept what would sit unsent. Raises `ChainUnavailableError` if the node is away.
+        """
+        self._ensure_lanes()
+        cost = gas_limit * initial_fees(self._recent_base_fee(), self.fees).max_fee_per_gas
+        for sender in self._senders:
+            with _rpc("eth_getBalance"):
+                if int(self.w3.eth.get_balance(sender, "latest")) >= cost:
+                    return True
+        return False
+
     # ------------------------------------------------------------------ following
 
     def get(self, request_id: int) -> TxRequest:
