@@ -85,6 +85,7 @@ FINAL_STATUSES = frozenset({MINED, FAILED, DROPPED})
 PURPOSE_MAX_LEN = 16  # TxRequest.purpose is String(16)
 FILLER_GAS = 21_000
 _LOCK_STRIPES = 64
+_REORG_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,11 @@ class _Outgoing:
     @classmethod
     def of(cls, attempt: TxAttempt) -> _Outgoing:
         return cls(attempt.request_id, attempt.id, attempt.tx_hash, attempt.raw_tx)
+
+
+def _numbered(rows: Sequence[Any]) -> list[tuple[int, int, str | None]]:
+    """(request id, block number, block hash) rows of mined requests (whose block number is set)."""
+    return [(int(r[0]), int(r[1]), r[2]) for r in rows if r[1] is not None]
 
 
 def _receipt_view(receipt: Any) -> ReceiptView:
@@ -373,8 +379,8 @@ class TxSender:
         and gas; nonce consumed without any of its attempts for `drop_after_s` → `dropped` (nothing is
         sent for it meanwhile); otherwise an attempt never
         broadcast (older than the grace period) is broadcast, a stuck one is replaced with bumped fees,
-        and one the node has forgotten is re-broadcast. Also lifts lanes the chain has moved past and,
-        with `confirmation_depth` > 0, reopens requests whose block was reorganised away.
+        and one the node has forgotten is re-broadcast. Also lifts lanes the chain has moved past and
+        reopens requests whose block was reorganised away (`_check_reorgs`).
         Raises `ChainUnavailableError` if the node cannot be reached (nothing is changed for the
         requests not reached yet).
         """
@@ -783,27 +789,46 @@ class TxSender:
         return is_stuck(age_s, blocks_waited, policy.stuck_after_s, policy.stuck_after_blocks)
 
     def _check_reorgs(self, view: _ChainView) -> list[TxRequest]:
-        depth = self.policy.confirmation_depth
-        if depth <= 0:
-            return []
+        """Reopens mined/failed requests whose block left the canonical chain.
+
+        With `confirmation_depth` > 0 every recorded block that close to the head is re-checked. At any
+        depth (0 included) the chain can also go backwards as a whole — a node restarted from an older
+        state file (Anvil killed), `anvil_rollback` — so the newest recorded block is checked on every
+        pass (one block read), and if it is gone, the recorded blocks are walked down, newest first,
+        until one is still canonical: everything above it is reopened and sent again.
+        """
         head = view.latest_block()
+        canonical: dict[int, str | None] = {}
+
+        def on_chain(number: int, block_hash: str | None) -> bool:
+            if number not in canonical:
+                canonical[number] = self._canonical_hash(number, head)
+            return canonical[number] == block_hash
+
+        mined = select(TxRequest.id, TxRequest.block_number, TxRequest.block_hash).where(
+            TxRequest.status.in_((MINED, FAILED)), TxRequest.block_number.is_not(None)
+        )
+        gone: dict[int, tuple[int, str | None]] = {}
         with self._sessions() as session:
-            recent = session.execute(
-                select(TxRequest.id, TxRequest.block_number, TxRequest.block_hash).where(
-                    TxRequest.status.in_((MINED, FAILED)), TxRequest.block_number > head - depth
-                )
-            ).all()
+            depth = self.policy.confirmation_depth
+            if depth > 0:
+                for request_id, number, block_hash in _numbered(
+                    session.execute(mined.where(TxRequest.block_number > head - depth)).all()
+                ):
+                    if not on_chain(number, block_hash):
+                        gone[request_id] = (number, block_hash)
+            newest_first = mined.order_by(TxRequest.block_number.desc(), TxRequest.id.desc())
+            offset = 0
+            while True:
+                batch = _numbered(session.execute(newest_first.offset(offset).limit(_REORG_BATCH)).all())
+                reached = next((i for i, row in enumerate(batch) if on_chain(row[1], row[2])), None)
+                for request_id, number, block_hash in batch[:reached]:
+                    gone[request_id] = (number, block_hash)
+                if reached is not None or len(batch) < _REORG_BATCH:
+                    break
+                offset += len(batch)
         changed: list[TxRequest] = []
-        for request_id, number, block_hash in recent:
-            if number is None:
-                continue
-            try:
-                with _rpc("eth_getBlockByNumber"):
-                    canonical: str | None = _hex(self.w3.eth.get_block(number)["hash"])
-            except BlockNotFound:
-                canonical = None
-            if canonical == block_hash:
-                continue
+        for request_id, (number, block_hash) in gone.items():
             with self._sessions() as session, session.begin():
                 request = session.scalars(
                     select(TxRequest)
@@ -814,6 +839,15 @@ class TxSender:
                     self._reopen(request, f"block {number} ({block_hash}) left the canonical chain")
                     changed.append(request)
         return changed
+
+    def _canonical_hash(self, number: int, head: int) -> str | None:
+        if number > head:
+            return None
+        try:
+            with _rpc("eth_getBlockByNumber"):
+                return _hex(self.w3.eth.get_block(number)["hash"])
+        except BlockNotFound:
+            return None
 
     def _slot(self, request: TxRequest) -> Slot:
         if request.status == PENDING:
