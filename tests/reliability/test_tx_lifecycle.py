@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from eth_account import Account
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -312,3 +313,44 @@ def test_a_drained_relayer_refuses_new_work_keeps_what_it_accepted_and_resumes_w
     settle(api)
     r = submit(api, agent_id, "OpenPosition", more)
     assert r.status_code == 201, r.text
+
+
+# ---------------------------------------------------------------------- reorgs
+
+
+@pytest.mark.parametrize("how", ["anvil_rollback", "anvil_reorg"])
+def test_a_confirmed_intent_whose_block_is_reorganised_away_executes_once_again(api: Api, how: str) -> None:
+    """The block holding a confirmed intent's transaction leaves the chain (rolled back, or replaced by
+    an empty block of the same height). Even at the local default of 0 confirmations the relayer must
+    notice and send its recorded transaction again — the same bytes, so it cannot run twice — and the
+    chain ends with the intent executed exactly once."""
+    agent_id, _ = api.agent(0)
+    w3 = api.stack.w3
+    sent_before = relayer_nonces(api)
+    _q, body = signed(api, 0, "OpenPosition", symbol="NVDA", usdcAmount="1000", exits=LADDER)
+    r = submit(api, agent_id, "OpenPosition", body)
+    assert r.status_code == 201, r.text
+    settle(api)
+    mined_in = r.json()["blockNumber"]
+    assert w3.eth.block_number == mined_in
+    if how == "anvil_rollback":
+        rpc(api, "anvil_rollback", 1)
+    else:
+        rpc(api, "anvil_reorg", 1, [])
+    deadline = time.monotonic() + 20
+    while nonces_used(api, agent_id) != [0]:
+        assert time.monotonic() < deadline, "the lost transaction was never sent again"
+        time.sleep(0.05)
+    (request,) = requests_of(api, r.json()["intentId"])
+    assert request.attempts[-1].tx_hash == r.json()["transactionHash"] and len(request.attempts) == 1
+    time.sleep(0.3)
+    assert nonces_used(api, agent_id) == [0]
+    assert positions_on_chain(api) == 1
+    assert relayer_nonces(api) == sent_before + 1
+    record = final(api.client, agent_id, r.json()["intentId"])
+    assert record["status"] == "confirmed", record
+    # The relayer's view agrees with the chain: one position, counted once.
+    settle(api)
+    agent = api.client.get(f"/agents/{agent_id}").json()
+    assert agent["deployed"] == "1000" and agent["nextNonce"] == 1, agent
+    assert api.client.get(f"/agents/{agent_id}/positions/1").json()["costBasis"] == "1000"
