@@ -129,3 +129,28 @@ def test_three_one_third_rungs_leave_no_dust(api: Api) -> None:
     for before, after in itertools.pairwise(sizes):
         sold = int(before * scale) - int(after * scale)
         assert sold == int(before * scale) * 3333 // 10_000, (before, after)
+
+
+def test_a_far_future_deadline_is_what_the_contract_accepts(api: Api) -> None:
+    """A deadline of 2²⁵⁶−1 is a valid uint256 the router accepts (block.timestamp ≤ deadline): the
+    relayer neither overflows on it nor invents a cap of its own."""
+    agent_id, _ = api.agent(0)
+    _q, body = signed(
+        api,
+        0,
+        "OpenPosition",
+        symbol="NVDA",
+        usdcAmount="100",
+        exits=LADDER,
+        message={"deadline": 2**256 - 1},
+    )
+    assert body["deadline"] == 2**256 - 1
+    r = submit(api, agent_id, "OpenPosition", body)
+    assert r.status_code == 201, r.text
+    assert_error(
+        submit(api, agent_id, "OpenPosition", {**body, "deadline": 2**256}),
+        400,
+        "invalid_request",
+        field="deadline",
+    )
+    assert nonces_used(api, agent_id) == [0]
