@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from web3 import Web3
 
+from relayer.chain.sender import read_next_base_fee
 from relayer.devkeys import ANVIL_KEYS
 from relayer.store.models import Intent, TxRequest
 from tests.integration.test_api_idempotency import nonces_used, positions_on_chain
@@ -66,7 +67,9 @@ def pending_call(api: Api, intent_id: str) -> dict[str, Any]:
     return {"to": tx["to"], "input": tx["input"], "gas": tx["gas"]}
 
 
-def send_as_stranger(w3: Web3, to: str, data: bytes | str, gas: int, tip_gwei: int = 50) -> str:
+def send_as_stranger(
+    w3: Web3, to: str, data: bytes | str, gas: int, tip_gwei: int = 50, max_fee: int = 1000 * GWEI
+) -> str:
     stranger = Account.from_key(STRANGER_KEY)
     signed_tx = stranger.sign_transaction(
         {
@@ -76,7 +79,7 @@ def send_as_stranger(w3: Web3, to: str, data: bytes | str, gas: int, tip_gwei: i
             "data": data,
             "gas": gas,
             "value": 0,
-            "maxFeePerGas": 1000 * GWEI,
+            "maxFeePerGas": max_fee,
             "maxPriorityFeePerGas": tip_gwei * GWEI,
         }
     )
@@ -154,6 +157,40 @@ def test_an_intent_relayed_by_a_stranger_first_is_recorded_as_confirmed(api: Api
     _q, add = signed(api, 0, "AddToPosition", positionId="1", usdcAmount="100")
     assert add["nonce"] == 1
     assert submit(api, agent_id, "AddToPosition", add).status_code == 201
+
+
+def test_a_waiting_intent_relayed_by_a_stranger_is_confirmed_without_a_transaction(api: Api) -> None:
+    """The intent waits for its predecessor (`received`) when a stranger relays it straight to the
+    router, right behind the predecessor in the same block. The relayer must not send it at all: it
+    finds its digest in NonceUsed and records it confirmed with the stranger's transaction."""
+    agent_id, _ = api.agent(0)
+    position_id = open_position(api)
+    w3 = api.stack.w3
+    sent_before = relayer_nonces(api)
+    rpc(api, "evm_setAutomine", False)
+    try:
+        _q, add = signed(api, 0, "AddToPosition", positionId=position_id, usdcAmount="100")
+        first = submit(api, agent_id, "AddToPosition", add, headers=NO_WAIT)
+        assert first.status_code == 202 and first.json()["status"] == "submitted", first.text
+        _q, ladder = signed(api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER)
+        second = submit(api, agent_id, "UpdateExitLadder", ladder, headers=NO_WAIT)
+        assert second.status_code == 202 and second.json()["status"] == "received", second.text
+        intents = api.services.intents
+        data = intents.calldata(intents.built(agent_id, "UpdateExitLadder", ladder))
+        # Fees below the relayer's (Anvil orders its pool by them), so the predecessor runs first.
+        base_fee = read_next_base_fee(w3)
+        theirs = send_as_stranger(w3, intents.router, data, 300_000, tip_gwei=0, max_fee=base_fee + 1)
+        rpc(api, "evm_mine")
+    finally:
+        rpc(api, "evm_setAutomine", True)
+    assert receipt_status(w3, theirs) == 1
+    done = [final(api.client, agent_id, x.json()["intentId"]) for x in (first, second)]
+    assert [d["status"] for d in done] == ["confirmed", "confirmed"], done
+    assert done[1]["transactionHash"] == theirs
+    assert requests_of(api, second.json()["intentId"]) == []  # never sent by the relayer
+    time.sleep(0.3)
+    assert relayer_nonces(api) == sent_before + 1  # the add only
+    assert nonces_used(api, agent_id) == [0, 1, 2]
 
 
 # ---------------------------------------------------------------------- the world moves while it waits
