@@ -103,6 +103,9 @@ class SenderPolicy:
     - `drop_after_s`: a request is `dropped` only once its nonce has been seen spent, with no receipt
       for any of its attempts, for this long (`decisions.request_outcome`, NONCE_SPENT_UNCONFIRMED).
     - `wait_interval_s`: how often `wait()` looks at its request.
+    - `rejected_retry_s`: after the node refused an attempt outright (insufficient funds, a chain id
+      it no longer serves, …), `poll()` sends it again no sooner than this: the request keeps its
+      nonce and is retried until the cause goes away, without a refusal on every pass.
     - `base_fee_max_age_s`: a first offer may use a base fee read this recently (0: read it every
       time). maxFee = 2·baseFee + tip absorbs several blocks of base-fee rise, and an offer that
       turns out too low is rejected and bumped at once; a bump always reads the base fee afresh.
@@ -115,6 +118,7 @@ class SenderPolicy:
     drop_after_s: float = 10.0
     wait_interval_s: float = 0.05
     base_fee_max_age_s: float = 1.0
+    rejected_retry_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.stuck_after_s is not None and self.stuck_after_s < 0:
@@ -129,6 +133,8 @@ class SenderPolicy:
             raise ValueError("wait_interval_s must be > 0")
         if self.base_fee_max_age_s < 0:
             raise ValueError("base_fee_max_age_s must be ≥ 0")
+        if self.rejected_retry_s < 0:
+            raise ValueError("rejected_retry_s must be ≥ 0")
 
 
 class UnknownRequestError(LookupError):
@@ -263,6 +269,7 @@ class TxSender:
         self._request_locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
         self._first_seen_block: dict[str, int] = {}
         self._spent_since: dict[int, datetime] = {}  # request id → first seen with its nonce spent
+        self._rejected_at: dict[int, float] = {}  # request id → monotonic time the node last refused it
         self._base_fee_lock = threading.Lock()
         self._base_fee_cache: tuple[float, int] | None = None  # (monotonic time read, wei)
 
@@ -561,6 +568,8 @@ class TxSender:
                 self._apply(request, outcome)
                 return request, None, False
             newest = request.attempts[-1]
+            if self._refused_recently(request.id):
+                return None, None, False
             if newest.broadcast_at is None:
                 if (now - _aware(newest.created_at)).total_seconds() >= grace_s:
                     _log.info(
@@ -583,6 +592,10 @@ class TxSender:
                 return None, _Outgoing.of(newest), False
             return None, None, False
 
+    def _refused_recently(self, request_id: int) -> bool:
+        refused = self._rejected_at.get(request_id)
+        return refused is not None and time.monotonic() - refused < self.policy.rejected_retry_s
+
     def _apply(self, request: TxRequest, outcome: Outcome) -> None:
         if isinstance(outcome, Mined | Failed):
             receipt = outcome.receipt
@@ -596,6 +609,7 @@ class TxSender:
             request.status = DROPPED
             request.error = outcome.reason
         self._spent_since.pop(request.id, None)
+        self._rejected_at.pop(request.id, None)
         for attempt in request.attempts:
             self._first_seen_block.pop(attempt.tx_hash, None)
         log = _log.info if request.status == MINED else _log.warning
@@ -663,6 +677,10 @@ class TxSender:
                     attempt.broadcast_at = attempt.broadcast_at or now
                     if isinstance(verdict, Accepted) and request.status == PENDING:
                         request.error = None
+        if isinstance(verdict, Rejected) and not verdict.fee_too_low:
+            self._rejected_at[request_id] = time.monotonic()
+        else:
+            self._rejected_at.pop(request_id, None)
         if isinstance(verdict, Accepted):
             _log.info("tx broadcast request=%s hash=%s", request_id, tx_hash)
         elif isinstance(verdict, MaybeSent):
