@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
@@ -326,6 +326,7 @@ class IntentService:
         while not stop.is_set():
             try:
                 self.dispatch_waiting()
+                self.follow_reorgs()
                 self.finalize_pending()
             except Exception:
                 log.exception("intent dispatcher pass failed")
@@ -401,6 +402,40 @@ class IntentService:
             self._close(
                 intent_id, "rejected", f"nonce {nonce} was used by another intent", None, nonce_unused=False
             )
+
+    def follow_reorgs(self) -> None:
+        """A confirmed intent whose transaction's block left the chain (the sender reopened it to send
+        it again) is `submitted` again until it is mined again — or `failed`, with the reason, if the
+        re-sent transaction reverts. Intents confirmed by someone else's transaction (ours reverted
+        against the used nonce) are left alone: their request's hash is not theirs."""
+        with self.sessions() as session:
+            ids = session.scalars(
+                select(Intent.id)
+                .join(TxRequest, Intent.tx_request_id == TxRequest.id)
+                .where(
+                    Intent.status == "confirmed",
+                    or_(
+                        TxRequest.status == "pending",
+                        and_(TxRequest.status == "failed", Intent.tx_hash == TxRequest.mined_hash),
+                    ),
+                )
+            ).all()
+        for intent_id in ids:
+            with self.sessions.begin() as session:
+                reopened = session.execute(
+                    update(Intent)
+                    .where(Intent.id == intent_id, Intent.status == "confirmed")
+                    .values(status="submitted")
+                )
+                if reopened.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                row = session.get(Intent, intent_id)
+                assert row is not None
+                reason = f"the block of {row.tx_hash} left the canonical chain: following it again"
+                _set_status(session, row, "submitted", reason)
+            log.warning("intent %s back to submitted: %s", intent_id, reason)
+        if ids:
+            self.notify()
 
     def finalize_pending(self, intent_id: int | None = None) -> None:
         """Records the outcome of every submitted intent whose transaction is final (or just one)."""

@@ -398,3 +398,46 @@ def test_a_confirmed_intent_whose_block_is_reorganised_away_executes_once_again(
     agent = api.client.get(f"/agents/{agent_id}").json()
     assert agent["deployed"] == "1000" and agent["nextNonce"] == 1, agent
     assert api.client.get(f"/agents/{agent_id}/positions/1").json()["costBasis"] == "1000"
+
+
+def test_a_reorganised_intent_that_reverts_when_sent_again_is_failed_not_left_confirmed(api: Api) -> None:
+    """The block of a confirmed intent is rolled back, and by the time its transaction is mined again
+    the deadline has passed: it reverts. The intent must not stay `confirmed` on the strength of a
+    block that no longer exists — it goes back to `submitted`, then `failed` with the reason."""
+    agent_id, _ = api.agent(0)
+    w3 = api.stack.w3
+    deadline = max(int(time.time()), chain_time(api)) + 120
+    _q, body = signed(
+        api, 0, "OpenPosition", symbol="NVDA", usdcAmount="1000", exits=LADDER, message={"deadline": deadline}
+    )
+    r = submit(api, agent_id, "OpenPosition", body)
+    assert r.status_code == 201, r.text
+    intent_id, tx_hash = r.json()["intentId"], r.json()["transactionHash"]
+    settle(api)
+    rpc(api, "evm_setAutomine", False)
+    try:
+        rpc(api, "anvil_rollback", 1)
+        deadline_at = time.monotonic() + 20
+        while not (
+            api.client.get(f"/agents/{agent_id}/intents/{intent_id}").json()["status"] == "submitted"
+            and (w3.provider.make_request("eth_getTransactionByHash", [tx_hash]).get("result") or {}).get(
+                "hash"
+            )  # type: ignore[arg-type]
+        ):
+            assert time.monotonic() < deadline_at, "the rolled-back intent was not followed again"
+            time.sleep(0.05)
+        rpc(api, "evm_setNextBlockTimestamp", deadline + 1)
+        rpc(api, "evm_mine")
+    finally:
+        rpc(api, "evm_setAutomine", True)
+    record = final(api.client, agent_id, intent_id)
+    assert record["status"] == "failed" and "DeadlineExpired" in record["reason"], record
+    assert [h["status"] for h in record["history"]] == [
+        "received",
+        "submitted",
+        "confirmed",
+        "submitted",
+        "failed",
+    ]
+    assert nonces_used(api, agent_id) == []
+    assert positions_on_chain(api) == 0
