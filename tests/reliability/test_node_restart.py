@@ -143,7 +143,7 @@ def test_anvil_killed_loses_its_last_blocks_and_the_relayer_sends_them_again(
             _q, add = signed(api, 0, "AddToPosition", positionId="1", usdcAmount="100")
             added = submit(api, agent_id, "AddToPosition", add, headers=NO_WAIT)
             mine_until(api, lambda: cost_basis(api, agent_id) == "1100")
-            assert intent_status(api, agent_id, added.json()["intentId"]) == "confirmed"
+            mine_until(api, lambda: intent_status(api, agent_id, added.json()["intentId"]) == "confirmed")
             assert node.process is not None
             os.killpg(node.process.pid, signal.SIGKILL)
             node.stop()
@@ -153,8 +153,11 @@ def test_anvil_killed_loses_its_last_blocks_and_the_relayer_sends_them_again(
                 mine_until(api, lambda: nonces_used(api, agent_id) == [0, 1])
             assert any("left the canonical chain" in r.getMessage() for r in caplog.records)
             mine_until(api, lambda: cost_basis(api, agent_id) == "1100")
-            assert intent_status(api, agent_id, opened.json()["intentId"]) == "confirmed"
-            assert intent_status(api, agent_id, added.json()["intentId"]) == "confirmed"
+            for intent in (opened, added):  # the add back to `submitted` meanwhile, then confirmed again
+                mine_until(
+                    api, lambda i=intent: intent_status(api, agent_id, i.json()["intentId"]) == "confirmed"
+                )
+            assert nonces_used(api, agent_id) == [0, 1]
     finally:
         node.stop()
         if reloaded is not None:
