@@ -270,6 +270,8 @@ class TxSender:
         self._first_seen_block: dict[str, int] = {}
         self._spent_since: dict[int, datetime] = {}  # request id → first seen with its nonce spent
         self._rejected_at: dict[int, float] = {}  # request id → monotonic time the node last refused it
+        self._head_seen: tuple[int, str] | None = None  # (number, hash) of the head the last pass saw
+        self._newest_recorded: tuple[int, str] | None = None  # the newest block this process recorded
         self._base_fee_lock = threading.Lock()
         self._base_fee_cache: tuple[float, int] | None = None  # (monotonic time read, wei)
 
@@ -605,6 +607,8 @@ class TxSender:
             request.block_hash = receipt.block_hash
             request.gas_used = receipt.gas_used
             request.error = outcome.reason if isinstance(outcome, Failed) else None
+            if self._newest_recorded is None or receipt.block_number >= self._newest_recorded[0]:
+                self._newest_recorded = (receipt.block_number, receipt.block_hash)
         elif isinstance(outcome, Dropped):
             request.status = DROPPED
             request.error = outcome.reason
@@ -811,18 +815,25 @@ class TxSender:
 
         With `confirmation_depth` > 0 every recorded block that close to the head is re-checked. At any
         depth (0 included) the chain can also go backwards as a whole — a node restarted from an older
-        state file (Anvil killed), `anvil_rollback` — so the newest recorded block is checked on every
-        pass (one block read), and if it is gone, the recorded blocks are walked down, newest first,
-        until one is still canonical: everything above it is reopened and sent again.
+        state file (Anvil killed), `anvil_rollback`, `anvil_reorg`. Two tripwires, each a block read
+        at most: the head the previous pass saw, and the newest block this process recorded a receipt
+        from (blocks are hash-chained, so if that one is canonical so is everything below it). When
+        either is no longer canonical, the recorded blocks (every process's) are walked down, newest
+        first, until one is, and everything above it is reopened and sent again. The first pass of a
+        process always walks: it cannot know what happened while it was down.
         """
-        head = view.latest_block()
-        canonical: dict[int, str | None] = {}
+        with _rpc("eth_getBlockByNumber"):
+            latest = self.w3.eth.get_block("latest")
+        head, head_hash = int(latest["number"]), _hex(latest["hash"])
+        canonical: dict[int, str | None] = {head: head_hash}
 
         def on_chain(number: int, block_hash: str | None) -> bool:
             if number not in canonical:
                 canonical[number] = self._canonical_hash(number, head)
             return canonical[number] == block_hash
 
+        seen, newest = self._head_seen, self._newest_recorded
+        walk = seen is None or not on_chain(*seen) or (newest is not None and not on_chain(*newest))
         mined = select(TxRequest.id, TxRequest.block_number, TxRequest.block_hash).where(
             TxRequest.status.in_((MINED, FAILED)), TxRequest.block_number.is_not(None)
         )
@@ -837,7 +848,7 @@ class TxSender:
                         gone[request_id] = (number, block_hash)
             newest_first = mined.order_by(TxRequest.block_number.desc(), TxRequest.id.desc())
             offset = 0
-            while True:
+            while walk:
                 batch = _numbered(session.execute(newest_first.offset(offset).limit(_REORG_BATCH)).all())
                 reached = next((i for i, row in enumerate(batch) if on_chain(row[1], row[2])), None)
                 for request_id, number, block_hash in batch[:reached]:
@@ -856,6 +867,7 @@ class TxSender:
                 if request is not None:
                     self._reopen(request, f"block {number} ({block_hash}) left the canonical chain")
                     changed.append(request)
+        self._head_seen = (head, head_hash)
         return changed
 
     def _canonical_hash(self, number: int, head: int) -> str | None:
