@@ -357,7 +357,7 @@ class IntentService:
             )
             if row is None:
                 return
-            intent_id, primary_type, request = row.id, row.primary_type, row.request
+            intent_id, primary_type, request, digest = row.id, row.primary_type, row.request, row.digest
         try:
             self.ensure_chain()
             b = self.built(agent_id, primary_type, request)
@@ -373,6 +373,13 @@ class IntentService:
         except RelayerError as exc:
             if exc.code == "chain_unavailable":
                 return  # kept `received`: sent once the node (or the relayer's funding) is back
+            if exc.code == "nonce_mismatch":
+                # The chain is ahead of our view of it: perhaps this very intent was just relayed by
+                # someone else (the block is not indexed yet). Then it executed: confirm it.
+                found = self._nonce_used(agent_id, nonce)
+                if found is not None and found[0] == digest:
+                    self._confirm(intent_id, found[1])
+                    return
             self._close(intent_id, "rejected", f"{exc.code}: {exc.message}", exc.to_json())
             return
         with self.sessions.begin() as session:
