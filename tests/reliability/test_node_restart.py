@@ -42,10 +42,9 @@ def own_chain(tmp_path: Path) -> Iterator[Stack]:
         node.stop()
 
 
-def wait_ready(client_get: object, timeout_s: float = 20.0) -> None:
-    assert callable(client_get)
+def wait_ready(api: Api, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while client_get("/ready").status_code != 200:
+    while api.client.get("/ready").status_code != 200:
         assert time.monotonic() < deadline, "the relayer never became ready again"
         time.sleep(0.1)
 
@@ -53,6 +52,7 @@ def wait_ready(client_get: object, timeout_s: float = 20.0) -> None:
 def test_anvil_restarted_from_its_state_file_under_a_running_relayer(
     own_chain: Stack, db_url: str, tmp_path: Path
 ) -> None:
+    """Stopped with SIGTERM (Anvil writes its state), started again from the file on the same port."""
     node = own_chain.anvil
     with relayer(own_chain, db_url, tmp_path / "home") as api:
         agent_id, _ = api.agent(0)
@@ -81,7 +81,7 @@ def test_anvil_restarted_from_its_state_file_under_a_running_relayer(
         )
 
         node.start()  # same port, state loaded from the file; automining again
-        wait_ready(api.client.get)
+        wait_ready(api)
         record = final(api.client, agent_id, in_flight.json()["intentId"], timeout_s=30)
         assert record["status"] == "confirmed", record
         assert nonces_used(api, agent_id) == [0, 1]
