@@ -192,16 +192,28 @@ class Indexer:
             )
 
     def _rebuild(self) -> None:
+        """Re-reads the chain from `startBlock` into a fresh projection and the cleared mirror, then
+        swaps the projection in: readers of memory see the old view until the new one is complete,
+        never an empty one (an agent that 404s mid-rebuild)."""
         log.warning(
             "reorg below block %s: rebuilding the mirror from block %s", self._next_block, self.start_block
         )
         with self.sessions.begin() as session:
             mirror.clear(session)
-        self.state.replace_with(ChainState())
+        live, self.state = self.state, ChainState()
         self._next_block = self.start_block
         self._persist_from = self.start_block
         self._last_hash = None
         self._timestamps.clear()
+        try:
+            while self.poll_once():
+                pass
+        except BaseException:
+            self._memory_dirty = True  # the live view is behind the mirror: replay it before going on
+            raise
+        finally:
+            rebuilt, self.state = self.state, live
+        live.replace_with(rebuilt)
 
     def _replay_memory(self) -> None:
         """Rebuilds the in-memory projection aside, from `startBlock` to the last block the database

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
@@ -41,6 +41,7 @@ log = logging.getLogger("alphagrid.intents")
 LIVE = ("received", "submitted")
 GAS_MARGIN = 1.25
 GAS_HEADROOM = 30_000  # keeps the 63/64 rule from starving the venue/vault calls
+UNSIMULATED_GAS = 400_000  # funds check for an intent that waits for its turn (simulated when sent)
 
 
 class Sender(Protocol):
@@ -49,6 +50,8 @@ class Sender(Protocol):
     ) -> TxRequest: ...
 
     def broadcast(self, request_id: int) -> object: ...
+
+    def can_pay(self, gas_limit: int) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,29 @@ class IntentService:
             raise self.revert_error(response["error"])
         return int(response["result"], 16)
 
+    def ensure_chain(self) -> None:
+        """503 while the node serves another chain than the one the relayer signs for: the EIP-712 domain
+        (and the relayer's own transactions) carry the chain id, so neither an intent signed for the old
+        id nor one for the new id can be relayed correctly until the two agree again."""
+        actual = int(rpc.call(self.w3, "eth_chainId", []), 16)
+        if actual != self.domain.chain_id:
+            raise RelayerError(
+                "chain_unavailable",
+                f"the node now serves chain {actual}, but this relayer is configured for chain "
+                f"{self.domain.chain_id}",
+                {"reason": "chain_id_changed", "chainId": actual, "expectedChainId": self.domain.chain_id},
+            )
+
+    def ensure_funded(self, gas: int) -> None:
+        """503 while the relayer's keys cannot pay for the transaction: nothing is recorded, so the agent
+        retries later, rather than an intent accepted that cannot be sent."""
+        if not self.sender.can_pay(gas):
+            raise RelayerError(
+                "chain_unavailable",
+                "the relayer cannot pay for gas at the moment; try again later",
+                {"reason": "relayer_unfunded"},
+            )
+
     def revert_error(self, error: Mapping[str, Any]) -> RelayerError:
         data = error.get("data")
         if isinstance(data, dict):
@@ -177,6 +203,7 @@ class IntentService:
                 return SubmitResult(200, intent_json(existing))
             ctx = self.context(session, b.agent, self.chain_now())
         try:
+            self.ensure_chain()
             with self.state.read():
                 error = checks.first_failure(b, ctx)
             if error is not None:
@@ -184,6 +211,7 @@ class IntentService:
             data = self.calldata(b)
             first_in_line = b.intent.nonce == self.state.counters_on(b.agent.agent_id, ctx.now).next_nonce
             gas = self.simulate(data) if first_in_line else 0
+            self.ensure_funded(gas_limit(gas) if first_in_line else UNSIMULATED_GAS)
         except RelayerError:
             # A concurrent submit of this same intent may have been recorded (and even mined) since the
             # lookup above, which is why its nonce looks used: answer with that record, not a 409.
@@ -259,7 +287,7 @@ class IntentService:
             session,
             to=self.router,
             data=data,
-            gas_limit=int(gas * GAS_MARGIN) + GAS_HEADROOM,
+            gas_limit=gas_limit(gas),
             purpose="intent",
         )
         row.tx_request_id = request.id
@@ -298,6 +326,7 @@ class IntentService:
         while not stop.is_set():
             try:
                 self.dispatch_waiting()
+                self.follow_reorgs()
                 self.finalize_pending()
             except Exception:
                 log.exception("intent dispatcher pass failed")
@@ -328,8 +357,9 @@ class IntentService:
             )
             if row is None:
                 return
-            intent_id, primary_type, request = row.id, row.primary_type, row.request
+            intent_id, primary_type, request, digest = row.id, row.primary_type, row.request, row.digest
         try:
+            self.ensure_chain()
             b = self.built(agent_id, primary_type, request)
             with self.sessions() as session:
                 ctx = self.context(session, b.agent, self.chain_now())
@@ -339,9 +369,17 @@ class IntentService:
                 raise error
             data = self.calldata(b)
             gas = self.simulate(data)
+            self.ensure_funded(gas_limit(gas))
         except RelayerError as exc:
             if exc.code == "chain_unavailable":
-                return
+                return  # kept `received`: sent once the node (or the relayer's funding) is back
+            if exc.code == "nonce_mismatch":
+                # The chain is ahead of our view of it: perhaps this very intent was just relayed by
+                # someone else (the block is not indexed yet). Then it executed: confirm it.
+                found = self._nonce_used(agent_id, nonce)
+                if found is not None and found[0] == digest:
+                    self._confirm(intent_id, found[1])
+                    return
             self._close(intent_id, "rejected", f"{exc.code}: {exc.message}", exc.to_json())
             return
         with self.sessions.begin() as session:
@@ -372,6 +410,40 @@ class IntentService:
                 intent_id, "rejected", f"nonce {nonce} was used by another intent", None, nonce_unused=False
             )
 
+    def follow_reorgs(self) -> None:
+        """A confirmed intent whose transaction's block left the chain (the sender reopened it to send
+        it again) is `submitted` again until it is mined again — or `failed`, with the reason, if the
+        re-sent transaction reverts. Intents confirmed by someone else's transaction (ours reverted
+        against the used nonce) are left alone: their request's hash is not theirs."""
+        with self.sessions() as session:
+            ids = session.scalars(
+                select(Intent.id)
+                .join(TxRequest, Intent.tx_request_id == TxRequest.id)
+                .where(
+                    Intent.status == "confirmed",
+                    or_(
+                        TxRequest.status == "pending",
+                        and_(TxRequest.status == "failed", Intent.tx_hash == TxRequest.mined_hash),
+                    ),
+                )
+            ).all()
+        for intent_id in ids:
+            with self.sessions.begin() as session:
+                reopened = session.execute(
+                    update(Intent)
+                    .where(Intent.id == intent_id, Intent.status == "confirmed")
+                    .values(status="submitted")
+                )
+                if reopened.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                row = session.get(Intent, intent_id)
+                assert row is not None
+                reason = f"the block of {row.tx_hash} left the canonical chain: following it again"
+                _set_status(session, row, "submitted", reason)
+            log.warning("intent %s back to submitted: %s", intent_id, reason)
+        if ids:
+            self.notify()
+
     def finalize_pending(self, intent_id: int | None = None) -> None:
         """Records the outcome of every submitted intent whose transaction is final (or just one)."""
         query = (
@@ -387,7 +459,7 @@ class IntentService:
             if tx_status == "mined" and mined_hash:
                 self._confirm(row_id, mined_hash)
             elif tx_status == "failed":
-                self._close(row_id, "failed", f"the transaction reverted on chain ({mined_hash})", None)
+                self._reverted(row_id, mined_hash)
             elif tx_status == "dropped":
                 self._dropped(row_id, error)
 
@@ -403,6 +475,40 @@ class IntentService:
             self._close(
                 intent_id, "failed", f"the transaction was dropped: {error or 'nonce consumed'}", None
             )
+
+    def _reverted(self, intent_id: int, tx_hash: str | None) -> None:
+        """Our transaction reverted. If the intent executed anyway — someone relayed the same signed
+        intent directly to the router first, so ours hit a used nonce — it is confirmed with their
+        transaction; otherwise it failed, named by the router's error where a replay can tell."""
+        with self.sessions() as session:
+            row = session.get(Intent, intent_id)
+            assert row is not None
+            agent_id, nonce, digest = row.agent_id, row.nonce, row.digest
+        found = self._nonce_used(agent_id, nonce)
+        if found is not None and found[0] == digest:
+            log.info("intent %s was relayed by someone else first (%s); ours reverted", intent_id, found[1])
+            self._confirm(intent_id, found[1])
+            return
+        cause = self._revert_cause(tx_hash) if tx_hash else None
+        reason = f"the transaction reverted on chain ({tx_hash})"
+        if cause is not None:
+            reason += f": {cause.code} ({cause.details['revert'].get('error')})"
+        self._close(intent_id, "failed", reason, cause.to_json() if cause else None)
+
+    def _revert_cause(self, tx_hash: str) -> RelayerError | None:
+        """The router's error for a reverted transaction, by replaying its call on the state and block
+        it was mined in (receipts carry no revert data). None when the replay does not revert."""
+        try:
+            tx = rpc.call(self.w3, "eth_getTransactionByHash", [tx_hash])
+            if not tx or tx.get("blockNumber") is None:
+                return None
+            call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}
+            response = rpc.request(self.w3, "eth_call", [call, tx["blockNumber"]])
+        except (RelayerError, rpc.RpcError):
+            return None
+        if "error" not in response:
+            return None
+        return self.revert_error(response["error"])
 
     def _nonce_used(self, agent_id: int, nonce: int) -> tuple[str, str] | None:
         """(digest, tx hash) of the NonceUsed event for this agent and nonce, if the chain has one."""
@@ -496,6 +602,10 @@ class IntentService:
                     _set_status(session, successor, "rejected", successor.reason)
         log.info("intent %s %s: %s", intent_id, status, reason)
         self.notify()
+
+
+def gas_limit(estimate: int) -> int:
+    return int(estimate * GAS_MARGIN) + GAS_HEADROOM
 
 
 def _claim(session: Session, intent_id: int) -> Intent | None:

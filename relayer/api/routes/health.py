@@ -23,6 +23,11 @@ def ready(services: ServicesDep) -> JSONResponse:
     reasons: list[str] = []
     try:
         head = int(rpc.call(services.w3, "eth_blockNumber", []), 16)
+        chain_id = int(rpc.call(services.w3, "eth_chainId", []), 16)
+        if chain_id != services.manifest.chain_id:
+            reasons.append(
+                f"the node serves chain {chain_id}, the manifest is for {services.manifest.chain_id}"
+            )
         code = rpc.call(services.w3, "eth_getCode", [services.manifest.contracts.trade_router, "latest"])
         if code in ("0x", "", None):
             reasons.append("no TradeRouter at the manifest's address")

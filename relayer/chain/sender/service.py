@@ -85,6 +85,7 @@ FINAL_STATUSES = frozenset({MINED, FAILED, DROPPED})
 PURPOSE_MAX_LEN = 16  # TxRequest.purpose is String(16)
 FILLER_GAS = 21_000
 _LOCK_STRIPES = 64
+_REORG_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,9 @@ class SenderPolicy:
     - `drop_after_s`: a request is `dropped` only once its nonce has been seen spent, with no receipt
       for any of its attempts, for this long (`decisions.request_outcome`, NONCE_SPENT_UNCONFIRMED).
     - `wait_interval_s`: how often `wait()` looks at its request.
+    - `rejected_retry_s`: after the node refused an attempt outright (insufficient funds, a chain id
+      it no longer serves, …), `poll()` sends it again no sooner than this: the request keeps its
+      nonce and is retried until the cause goes away, without a refusal on every pass.
     - `base_fee_max_age_s`: a first offer may use a base fee read this recently (0: read it every
       time). maxFee = 2·baseFee + tip absorbs several blocks of base-fee rise, and an offer that
       turns out too low is rejected and bumped at once; a bump always reads the base fee afresh.
@@ -114,6 +118,7 @@ class SenderPolicy:
     drop_after_s: float = 10.0
     wait_interval_s: float = 0.05
     base_fee_max_age_s: float = 1.0
+    rejected_retry_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.stuck_after_s is not None and self.stuck_after_s < 0:
@@ -128,6 +133,8 @@ class SenderPolicy:
             raise ValueError("wait_interval_s must be > 0")
         if self.base_fee_max_age_s < 0:
             raise ValueError("base_fee_max_age_s must be ≥ 0")
+        if self.rejected_retry_s < 0:
+            raise ValueError("rejected_retry_s must be ≥ 0")
 
 
 class UnknownRequestError(LookupError):
@@ -173,6 +180,11 @@ class _Outgoing:
     @classmethod
     def of(cls, attempt: TxAttempt) -> _Outgoing:
         return cls(attempt.request_id, attempt.id, attempt.tx_hash, attempt.raw_tx)
+
+
+def _numbered(rows: Sequence[Any]) -> list[tuple[int, int, str | None]]:
+    """(request id, block number, block hash) rows of mined requests (whose block number is set)."""
+    return [(int(r[0]), int(r[1]), r[2]) for r in rows if r[1] is not None]
 
 
 def _receipt_view(receipt: Any) -> ReceiptView:
@@ -257,6 +269,9 @@ class TxSender:
         self._request_locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
         self._first_seen_block: dict[str, int] = {}
         self._spent_since: dict[int, datetime] = {}  # request id → first seen with its nonce spent
+        self._rejected_at: dict[int, float] = {}  # request id → monotonic time the node last refused it
+        self._head_seen: tuple[int, str] | None = None  # (number, hash) of the head the last pass saw
+        self._newest_recorded: tuple[int, str] | None = None  # the newest block this process recorded
         self._base_fee_lock = threading.Lock()
         self._base_fee_cache: tuple[float, int] | None = None  # (monotonic time read, wei)
 
@@ -340,6 +355,20 @@ class TxSender:
             if outgoing is not None:
                 self._send(outgoing, bump_if_fee_too_low=True)
 
+    def can_pay(self, gas_limit: int) -> bool:
+        """Whether some lane's balance covers `gas_limit` at the fee a first attempt would offer now.
+
+        A relayer whose keys are drained cannot get anything mined: callers refuse new work (503)
+        rather than accept what would sit unsent. Raises `ChainUnavailableError` if the node is away.
+        """
+        self._ensure_lanes()
+        cost = gas_limit * initial_fees(self._recent_base_fee(), self.fees).max_fee_per_gas
+        for sender in self._senders:
+            with _rpc("eth_getBalance"):
+                if int(self.w3.eth.get_balance(sender, "latest")) >= cost:
+                    return True
+        return False
+
     # ------------------------------------------------------------------ following
 
     def get(self, request_id: int) -> TxRequest:
@@ -359,8 +388,8 @@ class TxSender:
         and gas; nonce consumed without any of its attempts for `drop_after_s` → `dropped` (nothing is
         sent for it meanwhile); otherwise an attempt never
         broadcast (older than the grace period) is broadcast, a stuck one is replaced with bumped fees,
-        and one the node has forgotten is re-broadcast. Also lifts lanes the chain has moved past and,
-        with `confirmation_depth` > 0, reopens requests whose block was reorganised away.
+        and one the node has forgotten is re-broadcast. Also lifts lanes the chain has moved past and
+        reopens requests whose block was reorganised away (`_check_reorgs`).
         Raises `ChainUnavailableError` if the node cannot be reached (nothing is changed for the
         requests not reached yet).
         """
@@ -541,6 +570,8 @@ class TxSender:
                 self._apply(request, outcome)
                 return request, None, False
             newest = request.attempts[-1]
+            if self._refused_recently(request.id):
+                return None, None, False
             if newest.broadcast_at is None:
                 if (now - _aware(newest.created_at)).total_seconds() >= grace_s:
                     _log.info(
@@ -563,6 +594,10 @@ class TxSender:
                 return None, _Outgoing.of(newest), False
             return None, None, False
 
+    def _refused_recently(self, request_id: int) -> bool:
+        refused = self._rejected_at.get(request_id)
+        return refused is not None and time.monotonic() - refused < self.policy.rejected_retry_s
+
     def _apply(self, request: TxRequest, outcome: Outcome) -> None:
         if isinstance(outcome, Mined | Failed):
             receipt = outcome.receipt
@@ -572,10 +607,13 @@ class TxSender:
             request.block_hash = receipt.block_hash
             request.gas_used = receipt.gas_used
             request.error = outcome.reason if isinstance(outcome, Failed) else None
+            if self._newest_recorded is None or receipt.block_number >= self._newest_recorded[0]:
+                self._newest_recorded = (receipt.block_number, receipt.block_hash)
         elif isinstance(outcome, Dropped):
             request.status = DROPPED
             request.error = outcome.reason
         self._spent_since.pop(request.id, None)
+        self._rejected_at.pop(request.id, None)
         for attempt in request.attempts:
             self._first_seen_block.pop(attempt.tx_hash, None)
         log = _log.info if request.status == MINED else _log.warning
@@ -643,6 +681,10 @@ class TxSender:
                     attempt.broadcast_at = attempt.broadcast_at or now
                     if isinstance(verdict, Accepted) and request.status == PENDING:
                         request.error = None
+        if isinstance(verdict, Rejected) and not verdict.fee_too_low:
+            self._rejected_at[request_id] = time.monotonic()
+        else:
+            self._rejected_at.pop(request_id, None)
         if isinstance(verdict, Accepted):
             _log.info("tx broadcast request=%s hash=%s", request_id, tx_hash)
         elif isinstance(verdict, MaybeSent):
@@ -769,27 +811,53 @@ class TxSender:
         return is_stuck(age_s, blocks_waited, policy.stuck_after_s, policy.stuck_after_blocks)
 
     def _check_reorgs(self, view: _ChainView) -> list[TxRequest]:
-        depth = self.policy.confirmation_depth
-        if depth <= 0:
-            return []
-        head = view.latest_block()
+        """Reopens mined/failed requests whose block left the canonical chain.
+
+        With `confirmation_depth` > 0 every recorded block that close to the head is re-checked. At any
+        depth (0 included) the chain can also go backwards as a whole — a node restarted from an older
+        state file (Anvil killed), `anvil_rollback`, `anvil_reorg`. Two tripwires, each a block read
+        at most: the head the previous pass saw, and the newest block this process recorded a receipt
+        from (blocks are hash-chained, so if that one is canonical so is everything below it). When
+        either is no longer canonical, the recorded blocks (every process's) are walked down, newest
+        first, until one is, and everything above it is reopened and sent again. The first pass of a
+        process always walks: it cannot know what happened while it was down.
+        """
+        with _rpc("eth_getBlockByNumber"):
+            latest = self.w3.eth.get_block("latest")
+        head, head_hash = int(latest["number"]), _hex(latest["hash"])
+        canonical: dict[int, str | None] = {head: head_hash}
+
+        def on_chain(number: int, block_hash: str | None) -> bool:
+            if number not in canonical:
+                canonical[number] = self._canonical_hash(number, head)
+            return canonical[number] == block_hash
+
+        seen, newest = self._head_seen, self._newest_recorded
+        walk = seen is None or not on_chain(*seen) or (newest is not None and not on_chain(*newest))
+        mined = select(TxRequest.id, TxRequest.block_number, TxRequest.block_hash).where(
+            TxRequest.status.in_((MINED, FAILED)), TxRequest.block_number.is_not(None)
+        )
+        gone: dict[int, tuple[int, str | None]] = {}
         with self._sessions() as session:
-            recent = session.execute(
-                select(TxRequest.id, TxRequest.block_number, TxRequest.block_hash).where(
-                    TxRequest.status.in_((MINED, FAILED)), TxRequest.block_number > head - depth
-                )
-            ).all()
+            depth = self.policy.confirmation_depth
+            if depth > 0:
+                for request_id, number, block_hash in _numbered(
+                    session.execute(mined.where(TxRequest.block_number > head - depth)).all()
+                ):
+                    if not on_chain(number, block_hash):
+                        gone[request_id] = (number, block_hash)
+            newest_first = mined.order_by(TxRequest.block_number.desc(), TxRequest.id.desc())
+            offset = 0
+            while walk:
+                batch = _numbered(session.execute(newest_first.offset(offset).limit(_REORG_BATCH)).all())
+                reached = next((i for i, row in enumerate(batch) if on_chain(row[1], row[2])), None)
+                for request_id, number, block_hash in batch[:reached]:
+                    gone[request_id] = (number, block_hash)
+                if reached is not None or len(batch) < _REORG_BATCH:
+                    break
+                offset += len(batch)
         changed: list[TxRequest] = []
-        for request_id, number, block_hash in recent:
-            if number is None:
-                continue
-            try:
-                with _rpc("eth_getBlockByNumber"):
-                    canonical: str | None = _hex(self.w3.eth.get_block(number)["hash"])
-            except BlockNotFound:
-                canonical = None
-            if canonical == block_hash:
-                continue
+        for request_id, (number, block_hash) in gone.items():
             with self._sessions() as session, session.begin():
                 request = session.scalars(
                     select(TxRequest)
@@ -799,7 +867,17 @@ class TxSender:
                 if request is not None:
                     self._reopen(request, f"block {number} ({block_hash}) left the canonical chain")
                     changed.append(request)
+        self._head_seen = (head, head_hash)
         return changed
+
+    def _canonical_hash(self, number: int, head: int) -> str | None:
+        if number > head:
+            return None
+        try:
+            with _rpc("eth_getBlockByNumber"):
+                return _hex(self.w3.eth.get_block(number)["hash"])
+        except BlockNotFound:
+            return None
 
     def _slot(self, request: TxRequest) -> Slot:
         if request.status == PENDING:
