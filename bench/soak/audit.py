@@ -4,6 +4,7 @@ rebuilds from events alone on an empty database ends up with the same mirror).""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ EFFECT = {
     "ReducePosition": "PositionReduced",
     "UpdateExitLadder": "ExitLadderSet",
 }
+_NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+")
 INTENT_TYPE = {0: "OpenPosition", 1: "AddToPosition", 2: "ReducePosition", 3: "UpdateExitLadder"}
 
 
@@ -318,3 +320,10 @@ def status_counts(engine: Engine) -> Counter[str]:
                 for s, n in session.execute(select(Intent.status, func.count()).group_by(Intent.status))
             }
         )
+
+
+def closed_reasons(engine: Engine) -> Counter[str]:
+    """Why intents ended failed/rejected, with ids, hashes and numbers blanked so like reasons group."""
+    with Session(engine) as session:
+        rows = session.execute(select(Intent.status, Intent.reason).where(Intent.status.in_(FINAL_FAILED)))
+        return Counter(f"{status}: {_NUMBERS.sub('#', reason or '')}" for status, reason in rows)

@@ -38,6 +38,7 @@ def render(result: SoakResult, command: str) -> str:
     problems = f.problems()
     verdict = "**PASS** — no lost, doubled or pending intent; database = chain" if f.ok else "**FAIL**"
     now = datetime.now(UTC)
+    caught = ", ".join(f"{i}/{t}" for i, t in result.caught_in_flight) or "–"
     mining = f"block time {c.block_time_s} s" if c.block_time_s else "automine"
     lines = [
         f"# Soak — {now:%Y-%m-%d %H:%M} UTC ({c.db})",
@@ -55,7 +56,7 @@ def render(result: SoakResult, command: str) -> str:
         f"| agents | {c.agents} |",
         f"| intents sent (signed, distinct) | {n['sent']} |",
         f"| … by type | {', '.join(f'{k} {v}' for k, v in sorted(by_type.items()))} |",
-        f"| HTTP posts (with retries of the same signed intent) | {n['posts']} |",
+        f"| HTTP post attempts (incl. refused connections while down) | {n['posts']} |",
         f"| intents re-posted after a connection error | {n['retried_after_transport_error']} |",
         f"| answered 2xx | {len(accepted)} ({', '.join(f'{k}: {v}' for k, v in sorted(answers.items()))}) |",
         f"| … confirmed on chain exactly once | {f.confirmed} |",
@@ -63,6 +64,7 @@ def render(result: SoakResult, command: str) -> str:
         f"| refused (4xx) | {sum(refused.values())} |",
         f"| quotes refused (no intent signed) | {sum(result.quote_errors.values())} |",
         f"| kills (SIGKILL) | {result.kills} |",
+        f"| in flight just before each kill (intents / tx requests) | {caught} |",
         f"| restarts | {result.restarts} (start to ready: median {n['start_median_s']:.1f} s, "
         f"max {n['start_max_s']:.1f} s) |",
         f"| **lost** (2xx, not executed, not failed with a reason) | **{len(f.lost)}** |",
@@ -87,6 +89,10 @@ def render(result: SoakResult, command: str) -> str:
         "",
         "Quote refusals: "
         + (", ".join(f"{k} × {v}" for k, v in result.quote_errors.most_common()) or "none")
+        + ".",
+        "",
+        "Why intents were rejected or failed after being accepted (records): "
+        + (", ".join(f"{k} × {v}" for k, v in result.reasons.most_common()) or "none")
         + ".",
         "",
         "Intent records by final status: "

@@ -12,15 +12,16 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from bench.soak.audit import (
     Findings,
     audit_intents,
+    closed_reasons,
     compare_apis,
     compare_with_chain,
     cursor_block,
@@ -72,7 +73,8 @@ class SoakResult:
     chain_counts: dict[str, int]
     price_updates: int
     workdir: Path | None
-    extra: dict[str, Any] = field(default_factory=dict)
+    caught_in_flight: list[tuple[int, int]]
+    reasons: Counter[str]
 
 
 @contextlib.contextmanager
@@ -154,6 +156,7 @@ def _run(
         for agent in soak.agents
     ]
     budget = Budget(config.intents)
+    caught: list[tuple[int, int]] = []
     for c in clients:
         c.budget = budget
     try:
@@ -168,7 +171,7 @@ def _run(
         t0 = time.monotonic()
         for t in threads:
             t.start()
-        _kill_loop(config, rng, relayer, budget, threads, progress)
+        _kill_loop(config, rng, relayer, budget, threads, engine, caught, progress)
         for t in threads:
             t.join(timeout=600)
             if t.is_alive():
@@ -234,7 +237,8 @@ def _run(
             chain_counts={n: record.count(n) for n in names},
             price_updates=prices.updates,
             workdir=workdir,
-            extra={"in_flight_at_end": in_flight(engine), "head": record.head},
+            caught_in_flight=caught,
+            reasons=closed_reasons(engine),
         )
     finally:
         abort.set()
@@ -249,8 +253,12 @@ def _kill_loop(
     relayer: RelayerProcess,
     budget: Budget,
     threads: list[threading.Thread],
+    engine: Engine,
+    caught: list[tuple[int, int]],
     progress: Callable[[str], None],
 ) -> None:
+    """Kills the relayer at the planned points; `caught` gets (intents, transactions) in flight just
+    before each kill."""
     for i, point in enumerate(kill_points(config, rng), 1):
         while budget.taken < point and any(t.is_alive() for t in threads):
             time.sleep(0.01)
@@ -258,6 +266,7 @@ def _kill_loop(
             progress(f"clients finished before kill {i}")
             return
         time.sleep(rng.uniform(0.0, 0.4))  # land anywhere in the intents in flight
+        caught.append(in_flight(engine))
         relayer.kill()
         down_s = rng.uniform(0.0, config.max_down_s)
         time.sleep(down_s)
