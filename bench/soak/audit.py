@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
-from web3 import Web3
 
 from bench.soak.chain import ChainRecord, SoakChain
 from bench.soak.client import Submission
@@ -92,23 +91,28 @@ def in_flight(engine: Engine) -> tuple[int, int]:
     return int(intents), int(txs)
 
 
-def wait_quiescent(engine: Engine, w3: Web3, timeout_s: float, settle_s: float = 3.0) -> float:
-    """Waits until no intent or transaction is in flight and the chain's head has not moved for
-    `settle_s` (the keeper may still be firing exits); returns the seconds it took."""
+def activity(engine: Engine) -> tuple[int, int, int, int]:
+    """(intents in flight, transactions pending, intents recorded, transactions recorded)."""
+    with Session(engine) as session:
+        intents = session.scalar(select(func.count()).select_from(Intent)) or 0
+        txs = session.scalar(select(func.count()).select_from(TxRequest)) or 0
+    return (*in_flight(engine), int(intents), int(txs))
+
+
+def wait_quiescent(engine: Engine, timeout_s: float, settle_s: float = 3.0) -> float:
+    """Waits until nothing is in flight and nothing new has been recorded for `settle_s` (the keeper
+    may still be firing exits after the last price move); returns the seconds it took."""
     began = time.monotonic()
-    stable_since: float | None = None
-    last_head = -1
+    stable_since = time.monotonic()
+    last = activity(engine)
     while time.monotonic() - began < timeout_s:
-        head = int(w3.eth.block_number)
-        busy = in_flight(engine) != (0, 0)
-        if busy or head != last_head:
-            stable_since = None
-        elif stable_since is None:
+        time.sleep(0.25)
+        now = activity(engine)
+        if now != last or now[:2] != (0, 0):
             stable_since = time.monotonic()
         elif time.monotonic() - stable_since >= settle_s:
             break
-        last_head = head
-        time.sleep(0.25)
+        last = now
     return time.monotonic() - began
 
 

@@ -127,20 +127,15 @@ def body_from_quote(q: dict[str, Any], signature: str) -> dict[str, Any]:
 def random_ladder(rng: random.Random) -> list[dict[str, Any]]:
     """A ladder the `funded` track accepts (a take-profit and a stop-loss required), 2 or 3 rules,
     with triggers close enough that the price walk fires some of them."""
-    tp = {
-        "triggerType": "TakeProfit",
-        "triggerBps": rng.randint(100, 800),
-        "exitBps": rng.randint(2000, 8000),
-    }
-    sl = {"triggerType": "StopLoss", "triggerBps": -rng.randint(150, 800), "exitBps": 10_000}
+
+    def rule(kind: str, bps: int, exit_bps: int) -> dict[str, Any]:
+        return {"triggerType": kind, "triggerBps": bps, "exitBps": exit_bps}
+
+    take = rng.randint(100, 800)
+    ladder = [rule("TakeProfit", take, rng.randint(2000, 8000))]
     if rng.random() < 0.3:
-        second = {
-            "triggerType": "TakeProfit",
-            "triggerBps": tp["triggerBps"] + rng.randint(50, 800),
-            "exitBps": rng.randint(2000, 8000),
-        }
-        return [tp, second, sl]
-    return [tp, sl]
+        ladder.append(rule("TakeProfit", take + rng.randint(50, 800), rng.randint(2000, 8000)))
+    return [*ladder, rule("StopLoss", -rng.randint(150, 800), 10_000)]
 
 
 class AgentClient:

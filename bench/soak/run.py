@@ -151,11 +151,10 @@ def _run(
         soak.admin, soak.manifest.tokens, random.Random(rng.random()), step_bps=100, band_bps=1000
     )
     abort = threading.Event()
-    clients = [
-        AgentClient(relayer.url, agent, Budget(0), random.Random(rng.random()), abort)
-        for agent in soak.agents
-    ]
     budget = Budget(config.intents)
+    clients = [
+        AgentClient(relayer.url, agent, budget, random.Random(rng.random()), abort) for agent in soak.agents
+    ]
     caught: list[tuple[int, int]] = []
     for c in clients:
         c.budget = budget
@@ -182,7 +181,7 @@ def _run(
         progress(f"clients done in {client_wall_s:.1f} s; waiting for the relayer to settle")
         if not relayer.running:
             relayer.start()
-        quiesce_s = wait_quiescent(engine, soak.w3, config.quiesce_timeout_s)
+        quiesce_s = wait_quiescent(engine, config.quiesce_timeout_s)
         record = read_router_events(soak.w3, soak.manifest.contracts.trade_router, soak.manifest.start_block)
         wait_for(lambda: cursor_block(engine) >= record.head, "the soak relayer's indexer", 60)
 
