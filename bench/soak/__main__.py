@@ -39,6 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--max-down", type=float, default=1.5, help="longest pause between kill and restart (s)"
     )
+    parser.add_argument(
+        "--start-kills",
+        type=float,
+        default=0.0,
+        help="chance that a restart is killed again before it is ready (extra kills)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory and PostgreSQL schemas")
     parser.add_argument("--out", type=Path, default=None, help="results file (default bench/results/…)")
     parser.add_argument("--no-out", action="store_true", help="print only")
@@ -53,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         block_time_s=args.block_time,
         price_interval_s=args.price_interval,
         max_down_s=args.max_down,
+        start_kill_chance=args.start_kills,
         keep=args.keep,
     )
     result = run(config, progress=lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -331,3 +331,14 @@ def closed_reasons(engine: Engine) -> Counter[str]:
     with Session(engine) as session:
         rows = session.execute(select(Intent.status, Intent.reason).where(Intent.status.in_(FINAL_FAILED)))
         return Counter(f"{status}: {_NUMBERS.sub('#', reason or '')}" for status, reason in rows)
+
+
+def tx_counts(engine: Engine) -> Counter[str]:
+    """The relayer's transaction requests by purpose and outcome (an exit that reverted cost gas)."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(TxRequest.purpose, TxRequest.status, func.count()).group_by(
+                TxRequest.purpose, TxRequest.status
+            )
+        )
+        return Counter({f"{purpose} {status}": int(n) for purpose, status, n in rows})

@@ -28,6 +28,7 @@ class RelayerProcess:
         self.keeper = keeper
         self.starts = 0
         self.kills = 0
+        self.start_kills = 0  # of `kills`, those that hit a process still starting
         self.start_s: list[float] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -40,8 +41,10 @@ class RelayerProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout_s: float = 120.0) -> None:
-        """Starts the relayer and returns once `/ready` answers 200 (its indexer has caught up)."""
+    def start(self, timeout_s: float = 120.0, *, kill_after_s: float | None = None) -> bool:
+        """Starts the relayer and returns True once `/ready` answers 200 (its indexer has caught up).
+        With `kill_after_s`, SIGKILLs it that long after spawning if it is not ready by then (a crash
+        during start-up: migrations, indexer bootstrap, the sender's reconcile) and returns False."""
         assert not self.running
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAGRID_")}
         env |= {
@@ -63,6 +66,10 @@ class RelayerProcess:
         self.starts += 1
         deadline = began + timeout_s
         while True:
+            if kill_after_s is not None and time.monotonic() - began >= kill_after_s:
+                self.kill()
+                self.start_kills += 1
+                return False
             if self._proc.poll() is not None:
                 raise RuntimeError(f"the relayer exited with {self._proc.returncode}; see {self.log_path}")
             with contextlib.suppress(httpx.HTTPError):
@@ -72,6 +79,7 @@ class RelayerProcess:
                 raise RuntimeError(f"the relayer was not ready within {timeout_s:.0f} s; see {self.log_path}")
             time.sleep(0.05)
         self.start_s.append(time.monotonic() - began)
+        return True
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, whatever the process was doing is cut off."""

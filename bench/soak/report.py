@@ -63,7 +63,7 @@ def render(result: SoakResult, command: str) -> str:
         f"| … failed/rejected later with a reason (not on chain) | {f.failed_with_reason} |",
         f"| refused (4xx) | {sum(refused.values())} |",
         f"| quotes refused (no intent signed) | {sum(result.quote_errors.values())} |",
-        f"| kills (SIGKILL) | {result.kills} |",
+        f"| kills (SIGKILL) | {result.kills} (of which during start-up: {result.start_kills}) |",
         f"| in flight just before each kill (intents / tx requests) | {caught} |",
         f"| restarts | {result.restarts} (start to ready: median {n['start_median_s']:.1f} s, "
         f"max {n['start_max_s']:.1f} s) |",
@@ -93,6 +93,10 @@ def render(result: SoakResult, command: str) -> str:
         "",
         "Why intents were rejected or failed after being accepted (records): "
         + (", ".join(f"{k} × {v}" for k, v in result.reasons.most_common()) or "none")
+        + ".",
+        "",
+        "Transaction requests by purpose and outcome: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(result.tx_statuses.items()))
         + ".",
         "",
         "Intent records by final status: "

@@ -29,6 +29,7 @@ from bench.soak.audit import (
     in_flight,
     mirror_snapshot,
     status_counts,
+    tx_counts,
     wait_for,
     wait_quiescent,
 )
@@ -52,6 +53,8 @@ class SoakConfig:
     block_time_s: float | None = None
     price_interval_s: float = 1.0  # 0: prices never move (no exits)
     max_down_s: float = 1.5
+    # After a kill, the chance that the restart is itself killed before it is ready (an extra kill).
+    start_kill_chance: float = 0.0
     quiesce_timeout_s: float = 180.0
     keep: bool = False
 
@@ -64,12 +67,14 @@ class SoakResult:
     quote_errors: Counter[str]
     client_errors: list[str]
     kills: int
+    start_kills: int
     restarts: int
     start_s: list[float]
     client_wall_s: float
     total_wall_s: float
     quiesce_s: float
     db_statuses: Counter[str]
+    tx_statuses: Counter[str]
     chain_counts: dict[str, int]
     price_updates: int
     workdir: Path | None
@@ -227,12 +232,14 @@ def _run(
             quote_errors=sum((c.quote_errors for c in clients), Counter()),
             client_errors=[f"agent {c.agent.agent_id}: {c.error!r}" for c in clients if c.error is not None],
             kills=relayer.kills,
+            start_kills=relayer.start_kills,
             restarts=relayer.starts - 1,
             start_s=relayer.start_s,
             client_wall_s=client_wall_s,
             total_wall_s=time.monotonic() - began,
             quiesce_s=quiesce_s,
             db_statuses=status_counts(engine),
+            tx_statuses=tx_counts(engine),
             chain_counts={n: record.count(n) for n in names},
             price_updates=prices.updates,
             workdir=workdir,
@@ -269,10 +276,14 @@ def _kill_loop(
         relayer.kill()
         down_s = rng.uniform(0.0, config.max_down_s)
         time.sleep(down_s)
-        relayer.start()
+        # Sometimes down again before it is ready: while it bootstraps the indexer or reconciles.
+        killed_early = rng.random() < config.start_kill_chance
+        again = killed_early and not relayer.start(kill_after_s=rng.uniform(1.0, 3.5))
+        if not relayer.running:
+            relayer.start()
         progress(
             f"kill {i}/{config.kills} after {budget.taken} intents; down {down_s:.1f} s, "
-            f"restarted in {relayer.start_s[-1]:.1f} s"
+            f"restarted in {relayer.start_s[-1]:.1f} s{' (after a kill during start-up)' if again else ''}"
         )
 
 
