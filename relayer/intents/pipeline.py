@@ -381,14 +381,19 @@ class IntentService:
         predecessor as live) is committed after that sweep and would wait for ever, and with it every
         later intent of the agent, since quotes count it as in flight."""
         with self.sessions() as session:
-            holders = session.scalar(
-                select(func.count()).where(
+            # The usual case, pipelining: the predecessor is in flight. One query, then done.
+            held = session.scalar(
+                select(Intent.id)
+                .where(
                     Intent.agent_id == agent_id,
                     Intent.nonce >= next_nonce,
                     Intent.nonce < nonce,
                     Intent.status.in_(("submitted", "confirmed")),
                 )
+                .limit(1)
             )
+            if held is not None:
+                return
             closed = session.scalar(
                 select(Intent)
                 .where(
@@ -404,8 +409,8 @@ class IntentService:
                     Intent.agent_id == agent_id, Intent.nonce == nonce, Intent.status == "received"
                 )
             )
-        if holders or closed is None or waiting is None:
-            return  # the gap may still close: something in flight holds a nonce below this one
+        if closed is None or waiting is None:
+            return
         self._close(
             waiting,
             "rejected",
