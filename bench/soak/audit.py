@@ -21,9 +21,11 @@ from relayer.store.models import (
     AgentCounters,
     IndexerCursor,
     Intent,
+    KeeperAudit,
     Position,
     PositionEvent,
     StreamEvent,
+    TxAttempt,
     TxRequest,
 )
 
@@ -342,3 +344,57 @@ def tx_counts(engine: Engine) -> Counter[str]:
             )
         )
         return Counter({f"{purpose} {status}": int(n) for purpose, status, n in rows})
+
+
+ENDINGS = ("confirmed", "superseded", "failed", "retry")
+
+
+@dataclass
+class KeeperFindings:
+    """The keeper's exits and their audit trail (SPEC §3: what was sent and how it ended). Reported
+    beside the verdict, which is about intents."""
+
+    sent: int = 0
+    reverted: int = 0
+    overlapping: list[str] = field(default_factory=list)  # same exit call sent while one was pending
+    unaudited: list[str] = field(default_factory=list)  # exit transactions the audit never mentions
+    unended: list[str] = field(default_factory=list)  # "sent" in the audit, never an outcome
+
+
+def audit_keeper(engine: Engine) -> KeeperFindings:
+    out = KeeperFindings()
+    with Session(engine) as session:
+        exits = session.scalars(
+            select(TxRequest).where(TxRequest.purpose == "exit").order_by(TxRequest.id)
+        ).all()
+        hashes = {
+            a.tx_hash.lower(): a.request_id
+            for a in session.scalars(
+                select(TxAttempt).join(TxRequest).where(TxRequest.purpose == "exit")
+            ).all()
+        }
+        audit = session.scalars(
+            select(KeeperAudit).where(KeeperAudit.action.in_((*ENDINGS, "sent"))).order_by(KeeperAudit.id)
+        ).all()
+    out.sent = len(exits)
+    out.reverted = sum(1 for r in exits if r.status == "failed")
+    for i, first in enumerate(exits):
+        for later in exits[i + 1 :]:
+            if later.data == first.data and later.created_at < first.updated_at:
+                out.overlapping.append(
+                    f"tx requests {first.id} and {later.id}: the same executeExit call, the second sent "
+                    f"while the first was {first.status} only later"
+                )
+    mentioned = {a.tx_hash.lower() for a in audit if a.tx_hash}
+    requests_mentioned = {hashes[h] for h in mentioned if h in hashes}
+    out.unaudited = [f"tx request {r.id} ({r.status})" for r in exits if r.id not in requests_mentioned]
+    last_ending: dict[tuple[int, int], int] = {}
+    for a in audit:
+        if a.action in ENDINGS:
+            last_ending[(a.position_id, a.rule_index)] = a.id
+    out.unended = [
+        f"position {a.position_id} rule {a.rule_index} sent in {a.tx_hash}"
+        for a in audit
+        if a.action == "sent" and last_ending.get((a.position_id, a.rule_index), -1) < a.id
+    ]
+    return out

@@ -105,6 +105,20 @@ def render(result: SoakResult, command: str) -> str:
     ]
     if result.client_errors:
         lines += ["", "Client errors:", *[f"- {e}" for e in result.client_errors]]
+    k = result.keeper
+    lines += [
+        "",
+        f"Keeper (not part of the verdict): {k.sent} exit transactions, {k.reverted} reverted on chain; "
+        f"{len(k.overlapping)} sent again while the same call was pending; audit trail: {len(k.unaudited)} "
+        f"exit transactions it never mentions, {len(k.unended)} exits it shows `sent` with no outcome.",
+    ]
+    for name, items in (
+        ("keeper: same exit sent while one was pending", k.overlapping),
+        ("keeper audit: exit transactions never mentioned", k.unaudited),
+        ("keeper audit: sent, no outcome", k.unended),
+    ):
+        if items:
+            lines += ["", f"### {name} ({len(items)})", "", *[f"- {i}" for i in items[:10]]]
     for name, items in problems.items():
         lines += ["", f"## {name} ({len(items)})", "", *[f"- {i}" for i in items[:30]]]
     lines += [

@@ -20,7 +20,9 @@ from sqlalchemy import Engine, text
 
 from bench.soak.audit import (
     Findings,
+    KeeperFindings,
     audit_intents,
+    audit_keeper,
     closed_reasons,
     compare_apis,
     compare_with_chain,
@@ -75,6 +77,7 @@ class SoakResult:
     quiesce_s: float
     db_statuses: Counter[str]
     tx_statuses: Counter[str]
+    keeper: KeeperFindings
     chain_counts: dict[str, int]
     price_updates: int
     workdir: Path | None
@@ -240,6 +243,7 @@ def _run(
             quiesce_s=quiesce_s,
             db_statuses=status_counts(engine),
             tx_statuses=tx_counts(engine),
+            keeper=audit_keeper(engine),
             chain_counts={n: record.count(n) for n in names},
             price_updates=prices.updates,
             workdir=workdir,
