@@ -55,6 +55,7 @@ class Findings:
     unacknowledged: list[str] = field(default_factory=list)
     nonce_gaps: list[str] = field(default_factory=list)
     duplicate_mismatch: list[str] = field(default_factory=list)
+    server_errors: list[str] = field(default_factory=list)
     mirror_diffs: list[str] = field(default_factory=list)
     chain_diffs: list[str] = field(default_factory=list)
     api_diffs: list[str] = field(default_factory=list)
@@ -71,6 +72,7 @@ class Findings:
                 ("executed without a 2xx", self.unacknowledged),
                 ("nonce gaps", self.nonce_gaps),
                 ("duplicate submit answered differently", self.duplicate_mismatch),
+                ("server errors (5xx other than 503)", self.server_errors),
                 ("database mirror ≠ rebuilt mirror", self.mirror_diffs),
                 ("database mirror ≠ chain views", self.chain_diffs),
                 ("API ≠ rebuilt relayer's API", self.api_diffs),
@@ -197,6 +199,8 @@ def audit_intents(
             f"agent {e.args['agentId']} nonce {e.args['nonce']} digest {digest} in {e.tx_hash}: {told}"
         )
     for s in submissions:
+        if any(code >= 500 and code != 503 for code in s.answers):
+            findings.server_errors.append(f"agent {s.agent_id} nonce {s.nonce} {s.primary_type}: {s.answers}")
         if s.duplicate_check not in (None, "same"):
             findings.duplicate_mismatch.append(
                 f"agent {s.agent_id} intent {s.intent_id}: {s.duplicate_check}"
