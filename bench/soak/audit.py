@@ -14,9 +14,12 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
+from web3 import Web3
 
 from bench.soak.chain import ChainRecord, SoakChain
 from bench.soak.client import Submission
+from relayer.chain import rpc
+from relayer.chain.admin import revert_decoder
 from relayer.store.models import (
     AgentCounters,
     IndexerCursor,
@@ -401,4 +404,40 @@ def audit_keeper(engine: Engine) -> KeeperFindings:
         for a in audit
         if a.action == "sent" and last_ending.get((a.position_id, a.rule_index), -1) < a.id
     ]
+    return out
+
+
+def replay_failures(engine: Engine, w3: Web3) -> list[str]:
+    """Why the relayer's transactions that reverted on chain reverted: each is replayed with eth_call
+    on its block's parent state (exact on an automining Anvil, where a block holds one transaction;
+    otherwise the state the transactions before it in the block left is missing)."""
+    decoder = revert_decoder()
+    with Session(engine) as session:
+        failed = session.scalars(select(TxRequest).where(TxRequest.status == "failed")).all()
+        intents = {
+            i.tx_request_id: i for i in session.scalars(select(Intent).where(Intent.status == "failed")).all()
+        }
+    out = []
+    for r in failed:
+        if r.mined_hash is None or r.block_number is None:
+            continue
+        tx = w3.eth.get_transaction(r.mined_hash)  # type: ignore[arg-type]
+        call = {
+            "from": tx["from"],
+            "to": tx["to"],
+            "data": "0x" + bytes(tx["input"]).hex(),
+            "gas": hex(tx["gas"]),
+        }
+        response = rpc.request(w3, "eth_call", [call, hex(r.block_number - 1)])
+        error = response.get("error") or {}
+        data = error.get("data")
+        if isinstance(data, dict):
+            data = data.get("data")
+        raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""
+        why = decoder.decode(raw).name if raw else ("no revert on replay" if "error" not in response else "?")
+        intent = intents.get(r.id)
+        what = (
+            f"{intent.primary_type} of agent {intent.agent_id} nonce {intent.nonce}" if intent else r.purpose
+        )
+        out.append(f"{what} in block {r.block_number}: {why}")
     return out

@@ -106,6 +106,12 @@ def render(result: SoakResult, command: str) -> str:
     ]
     if result.client_errors:
         lines += ["", "Client errors:", *[f"- {e}" for e in result.client_errors]]
+    if result.reverted:
+        lines += [
+            "",
+            f"Relayer transactions that reverted on chain ({len(result.reverted)}), replayed on their "
+            "block's parent state: " + "; ".join(result.reverted[:20]) + ".",
+        ]
     k = result.keeper
     lines += [
         "",

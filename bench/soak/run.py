@@ -30,6 +30,7 @@ from bench.soak.audit import (
     diff_snapshots,
     in_flight,
     mirror_snapshot,
+    replay_failures,
     status_counts,
     tx_counts,
     wait_for,
@@ -78,6 +79,7 @@ class SoakResult:
     db_statuses: Counter[str]
     tx_statuses: Counter[str]
     keeper: KeeperFindings
+    reverted: list[str]
     chain_counts: dict[str, int]
     price_updates: int
     workdir: Path | None
@@ -244,6 +246,7 @@ def _run(
             db_statuses=status_counts(engine),
             tx_statuses=tx_counts(engine),
             keeper=audit_keeper(engine),
+            reverted=replay_failures(engine, soak.w3),
             chain_counts={n: record.count(n) for n in names},
             price_updates=prices.updates,
             workdir=workdir,
