@@ -347,6 +347,8 @@ class IntentService:
                 self._dispatch(agent_id, nonce)
             elif nonce < next_nonce:
                 self._nonce_spent(agent_id, nonce)
+            else:
+                self._behind_gap(agent_id, next_nonce, nonce)
 
     def _dispatch(self, agent_id: int, nonce: int) -> None:
         with self.sessions() as session:
@@ -443,6 +445,50 @@ class IntentService:
             log.warning("intent %s back to submitted: %s", intent_id, reason)
         if ids:
             self.notify()
+
+    def _behind_gap(self, agent_id: int, next_nonce: int, nonce: int) -> None:
+        """A waiting intent whose predecessor nonce nothing will use: the intent that held it was closed
+        (rejected or failed) and nothing else holds a nonce in between. `_close` rejects the successors
+        it sees, but a successor recorded concurrently (its submit's context still counted the
+        predecessor as live) is committed after that sweep and would wait for ever, and with it every
+        later intent of the agent, since quotes count it as in flight."""
+        with self.sessions() as session:
+            # The usual case, pipelining: the predecessor is in flight. One query, then done.
+            held = session.scalar(
+                select(Intent.id)
+                .where(
+                    Intent.agent_id == agent_id,
+                    Intent.nonce >= next_nonce,
+                    Intent.nonce < nonce,
+                    Intent.status.in_(("submitted", "confirmed")),
+                )
+                .limit(1)
+            )
+            if held is not None:
+                return
+            closed = session.scalar(
+                select(Intent)
+                .where(
+                    Intent.agent_id == agent_id,
+                    Intent.nonce == nonce - 1,
+                    Intent.status.in_(("rejected", "failed")),
+                )
+                .order_by(Intent.id.desc())
+                .limit(1)
+            )
+            waiting = session.scalar(
+                select(Intent.id).where(
+                    Intent.agent_id == agent_id, Intent.nonce == nonce, Intent.status == "received"
+                )
+            )
+        if closed is None or waiting is None:
+            return
+        self._close(
+            waiting,
+            "rejected",
+            f"its predecessor intent {closed.id} (nonce {closed.nonce}) was {closed.status}",
+            None,
+        )
 
     def finalize_pending(self, intent_id: int | None = None) -> None:
         """Records the outcome of every submitted intent whose transaction is final (or just one)."""

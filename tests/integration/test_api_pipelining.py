@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from .conftest import Api
 from .test_api_idempotency import nonces_used
 from .test_api_rejections import LADDER, SL, TP, open_position, rpc, settle, signed, submit
@@ -126,3 +128,50 @@ def test_a_predecessor_that_fails_does_not_strand_its_successors(api: Api) -> No
     assert stranded["status"] in ("rejected", "failed") and stranded["reason"], stranded
     q, _body = signed(api, 0, "OpenPosition", symbol="MSFT", usdcAmount="100", exits=LADDER)
     assert q["nonce"] == 1
+
+
+def test_a_successor_recorded_while_its_predecessor_is_rejected_is_not_stranded(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the soak (bench/soak): the dispatcher rejects n+1 (and the successors it sees) while a
+    submit of n+2 — whose checks still counted n+1 as in flight — is between its checks and its commit.
+    n+2 is recorded `received` after that sweep. Nothing will ever use n+1, so n+2 must be reported
+    rather than wait for ever, and the agent's next quote must offer n+1 again."""
+    agent_id, _ = api.agent(0)
+    position_id = open_position(api, usdc="1000")
+    intents = api.services.intents
+    rpc(api, "evm_setAutomine", False)
+    try:
+        _q, add = signed(api, 0, "AddToPosition", positionId=position_id, usdcAmount="100")
+        first = submit(api, agent_id, "AddToPosition", add, headers=NO_WAIT)
+        assert first.status_code == 202 and first.json()["status"] == "submitted", first.text
+        _q, ladder = signed(api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER)
+        waiting = submit(api, agent_id, "UpdateExitLadder", ladder, headers=NO_WAIT)
+        assert waiting.status_code == 202 and waiting.json()["status"] == "received", waiting.text
+        waiting_id = int(waiting.json()["intentId"])
+
+        real_context = intents.context
+
+        def context_then_predecessor_rejected(*args: Any, **kwargs: Any) -> Any:
+            ctx = real_context(*args, **kwargs)  # still counts the waiting intent as in flight
+            intents._close(waiting_id, "rejected", "slippage_exceeded: the router would revert", None)
+            return ctx
+
+        _q, late = signed(
+            api, 0, "UpdateExitLadder", positionId=position_id, exits=[{**TP, "triggerBps": 3000}, SL]
+        )
+        monkeypatch.setattr(intents, "context", context_then_predecessor_rejected)
+        r = submit(api, agent_id, "UpdateExitLadder", late, headers=NO_WAIT)
+        monkeypatch.setattr(intents, "context", real_context)
+        assert r.status_code == 202 and r.json()["nonce"] == 3, r.text
+    finally:
+        rpc(api, "evm_setAutomine", True)
+    rpc(api, "evm_mine")
+    assert follow(api, agent_id, first.json()["intentId"])["status"] == "confirmed"
+    stranded = follow(api, agent_id, r.json()["intentId"], timeout_s=5)
+    assert stranded["status"] == "rejected", stranded
+    assert f"intent {waiting_id} (nonce 2) was rejected" in stranded["reason"], stranded
+    settle(api)
+    assert nonces_used(api, agent_id) == [0, 1]
+    q, _body = signed(api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER)
+    assert q["nonce"] == 2
