@@ -72,6 +72,7 @@ from relayer.chain.sender.decisions import (
     plan_lane_resync,
     request_outcome,
 )
+from relayer.eip712 import checksum
 from relayer.errors import ChainUnavailableError
 from relayer.store.models import SenderLane, TxAttempt, TxRequest, utcnow
 
@@ -942,7 +943,7 @@ class TxSender:
 
     @staticmethod
     def _address(sender: str) -> ChecksumAddress:
-        return Web3.to_checksum_address(sender)
+        return checksum(sender)  # cached: every poll checksums each pending request's sender
 
     def _request_lock(self, request_id: int) -> threading.Lock:
         return self._request_locks[request_id % _LOCK_STRIPES]
