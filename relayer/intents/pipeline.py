@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -39,6 +39,11 @@ from relayer.store.models import Intent, IntentStatus, TxRequest
 log = logging.getLogger("alphagrid.intents")
 
 LIVE = ("received", "submitted")
+# A waiting submit re-reads its intent when it is told something changed (its transaction settled,
+# it was confirmed or closed); this backstop covers a change made elsewhere (another replica).
+ANSWER_BACKSTOP_S = 1.0
+# Once confirmed it waits for this process's indexer, which it learns of from memory, not the DB.
+INDEXED_POLL_S = 0.02
 GAS_MARGIN = 1.25
 GAS_HEADROOM = 30_000  # keeps the 63/64 rule from starving the venue/vault calls
 
@@ -49,6 +54,17 @@ class Sender(Protocol):
     ) -> TxRequest: ...
 
     def broadcast(self, request_id: int) -> object: ...
+
+    def add_listener(self, on_settled: Callable[[int], None]) -> None: ...
+
+
+@dataclass
+class _Waiter:
+    """A submit waiting for its intent: woken when its transaction (or, while its request id is not
+    known yet, any transaction) settles, and when its intent is confirmed or closed."""
+
+    woken: threading.Event = field(default_factory=threading.Event)
+    request_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,10 @@ class IntentService:
         self.reverts = revert_decoder
         self.events = event_decoder
         self.clock = clock
-        self._wake = threading.Condition()
+        self._wake = threading.Condition()  # the dispatcher's
+        self._waiters: dict[int, _Waiter] = {}  # intent id → the submit waiting for it
+        self._waiters_lock = threading.Lock()
+        sender.add_listener(self.tx_settled)
 
     # ------------------------------------------------------------------ context
 
@@ -201,10 +220,15 @@ class IntentService:
                 intent_id, request_id = row.id, row.tx_request_id
         except IntegrityError:
             return self._after_conflict(b, digest, idempotency_key)
-        if request_id is not None:
-            self.sender.broadcast(request_id)
-        self.notify()
-        return self._answer(intent_id, wait_s)
+        # Watched before the broadcast, so its settling cannot come before anyone listens for it.
+        waiter = self._watch(intent_id, request_id)
+        try:
+            if request_id is not None:
+                self.sender.broadcast(request_id)
+            self._wake_dispatcher()
+            return self._answer(intent_id, wait_s, waiter)
+        finally:
+            self._unwatch(intent_id)
 
     def _existing(self, session: Session, agent_id: int, digest: str, key: str | None) -> Intent | None:
         row = session.scalar(select(Intent).where(Intent.digest == digest))
@@ -265,9 +289,10 @@ class IntentService:
         row.tx_request_id = request.id
         _set_status(session, row, "submitted")
 
-    def _answer(self, intent_id: int, wait_s: float) -> SubmitResult:
+    def _answer(self, intent_id: int, wait_s: float, waiter: _Waiter) -> SubmitResult:
         deadline = time.monotonic() + wait_s
         while True:
+            waiter.woken.clear()  # before reading: a change from now on wakes the wait below
             self.finalize_pending(intent_id)
             with self.sessions() as session:
                 row = session.get(Intent, intent_id)
@@ -285,12 +310,51 @@ class IntentService:
                     )
                 if time.monotonic() >= deadline:
                     return SubmitResult(202, intent_json(row))
-            with self._wake:
-                self._wake.wait(timeout=min(0.05, max(deadline - time.monotonic(), 0)))
+                status, block_number = row.status, row.block_number
+                waiter.request_id = row.tx_request_id
+            if status == "confirmed" and block_number is not None:
+                # Final on chain: only the indexer is awaited, and its block is in memory.
+                while self.state.block_number < block_number and time.monotonic() < deadline:
+                    waiter.woken.wait(timeout=min(INDEXED_POLL_S, max(deadline - time.monotonic(), 0)))
+                continue
+            waiter.woken.wait(timeout=min(ANSWER_BACKSTOP_S, max(deadline - time.monotonic(), 0)))
 
-    def notify(self) -> None:
+    def _watch(self, intent_id: int, request_id: int | None) -> _Waiter:
+        waiter = _Waiter(request_id=request_id)
+        with self._waiters_lock:
+            self._waiters[intent_id] = waiter
+        return waiter
+
+    def _unwatch(self, intent_id: int) -> None:
+        with self._waiters_lock:
+            self._waiters.pop(intent_id, None)
+
+    def tx_settled(self, request_id: int) -> None:
+        """The sender's listener: a transaction is final, so its waiting submit can record the outcome."""
+        with self._waiters_lock:
+            waiters = [w for w in self._waiters.values() if w.request_id in (request_id, None)]
+        for waiter in waiters:
+            waiter.woken.set()
+        if not waiters:
+            self._wake_dispatcher()  # nobody waits for it: the dispatcher's finalizer records it
+
+    def _wake_intent(self, intent_id: int) -> None:
+        with self._waiters_lock:
+            waiter = self._waiters.get(intent_id)
+        if waiter is not None:
+            waiter.woken.set()
+
+    def _wake_dispatcher(self) -> None:
         with self._wake:
             self._wake.notify_all()
+
+    def notify(self) -> None:
+        """Something changed: the dispatcher and every waiting submit look again."""
+        with self._waiters_lock:
+            waiters = list(self._waiters.values())
+        for waiter in waiters:
+            waiter.woken.set()
+        self._wake_dispatcher()
 
     # ------------------------------------------------------------------ dispatcher and finalizer
 
@@ -438,7 +502,8 @@ class IntentService:
             if position_id is not None:
                 row.position_id = position_id
             _set_status(session, row, "confirmed")
-        self.notify()
+        self._wake_intent(intent_id)
+        self._wake_dispatcher()
 
     def _fill(self, receipt: Mapping[str, Any]) -> tuple[dict[str, str] | None, int | None]:
         for raw in receipt["logs"]:

@@ -260,6 +260,13 @@ class TxSender:
         self._spent_since: dict[int, datetime] = {}  # request id → first seen with its nonce spent
         self._base_fee_lock = threading.Lock()
         self._base_fee_cache: tuple[float, int] | None = None  # (monotonic time read, wei)
+        self._listeners: list[Callable[[int], None]] = []
+
+    def add_listener(self, on_settled: Callable[[int], None]) -> None:
+        """Call `on_settled(request_id)` each time a request becomes final (mined, failed, dropped),
+        after that is committed: whoever waits for a request can wait for this instead of polling the
+        database. Called from the thread that settled it (the poll loop or a `wait`); keep it short."""
+        self._listeners.append(on_settled)
 
     @property
     def senders(self) -> tuple[ChecksumAddress, ...]:
@@ -500,7 +507,16 @@ class TxSender:
             changed, outgoing, bumped = self._settle(request_id, view, grace_s)
             if outgoing is not None:
                 self._send(outgoing, bump_if_fee_too_low=not bumped)
-            return changed
+        if changed is not None and changed.status in FINAL_STATUSES:
+            self._settled(request_id)
+        return changed
+
+    def _settled(self, request_id: int) -> None:
+        for listener in self._listeners:
+            try:
+                listener(request_id)
+            except Exception:  # a listener's failure is its own: the request is settled and recorded
+                _log.exception("tx settled listener failed request=%s", request_id)
 
     def _settle(
         self, request_id: int, view: _ChainView, grace_s: float
