@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
@@ -65,6 +65,20 @@ class _Waiter:
 
     woken: threading.Event = field(default_factory=threading.Event)
     request_id: int | None = None
+
+
+# Every quote runs this: built once, on the table (Core, no ORM entities), with bound parameters,
+# it skips the statement building and ORM row machinery that were ~15 % of a quote's CPU.
+_INTENTS = Intent.__table__.c
+_IN_FLIGHT = (
+    select(_INTENTS.nonce, _INTENTS.primary_type, _INTENTS.message)
+    .where(
+        _INTENTS.agent_id == bindparam("agent_id"),
+        _INTENTS.status.in_((*LIVE, "confirmed")),
+        _INTENTS.nonce >= bindparam("next_nonce"),
+    )
+    .order_by(_INTENTS.nonce)
+)
 
 
 @dataclass(frozen=True)
@@ -124,13 +138,7 @@ class IntentService:
         # In flight, or confirmed in a block this process's indexer has not applied yet (another
         # replica's submit, or ours a moment ago): both move the nonce on and count against limits.
         live = session.execute(
-            select(Intent.nonce, Intent.primary_type, Intent.message)
-            .where(
-                Intent.agent_id == agent.agent_id,
-                Intent.status.in_((*LIVE, "confirmed")),
-                Intent.nonce >= counters.next_nonce,
-            )
-            .order_by(Intent.nonce)
+            _IN_FLIGHT, {"agent_id": agent.agent_id, "next_nonce": counters.next_nonce}
         ).all()
         book = AgentBook(
             agent.allocation, counters.deployed, counters.turnover_today, counters.realized_pnl_today
