@@ -233,7 +233,8 @@ class IntentService:
         try:
             if request_id is not None:
                 self.sender.broadcast(request_id)
-            self._wake_dispatcher()
+            else:
+                self._wake_dispatcher()  # `received`: the dispatcher sends it once its turn comes
             return self._answer(intent_id, wait_s, waiter)
         finally:
             self._unwatch(intent_id)
@@ -299,6 +300,9 @@ class IntentService:
 
     def _answer(self, intent_id: int, wait_s: float, waiter: _Waiter) -> SubmitResult:
         deadline = time.monotonic() + wait_s
+        if wait_s > 0:
+            # Just sent (or queued): nothing to read until its transaction settles, which wakes this.
+            waiter.woken.wait(timeout=min(ANSWER_BACKSTOP_S, wait_s))
         while True:
             waiter.woken.clear()  # before reading: a change from now on wakes the wait below
             self.finalize_pending(intent_id)
