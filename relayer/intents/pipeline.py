@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from relayer import eip712
 from relayer.amounts import format_amount
@@ -502,14 +503,19 @@ class IntentService:
         return None
 
     def _confirm(self, intent_id: int, tx_hash: str) -> None:
-        receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        # The raw receipt: web3's formatting of it cost more than the rest of this method, and the
+        # event decoder reads the raw logs (as the indexer's) directly.
+        tx_hash = tx_hash if tx_hash.startswith("0x") else "0x" + tx_hash
+        receipt = rpc.call(self.w3, "eth_getTransactionReceipt", [tx_hash])
+        if receipt is None:
+            raise TransactionNotFound(f"Transaction with hash: {tx_hash!r} not found.")
         fill, position_id = self._fill(receipt)
         with self.sessions.begin() as session:
             row = _claim(session, intent_id)
             if row is None:
                 return
-            row.tx_hash = tx_hash if tx_hash.startswith("0x") else "0x" + tx_hash
-            row.block_number = int(receipt["blockNumber"])
+            row.tx_hash = tx_hash
+            row.block_number = int(receipt["blockNumber"], 16)
             row.fill = fill
             if position_id is not None:
                 row.position_id = position_id
