@@ -66,6 +66,7 @@ class _Waiter:
 
     woken: threading.Event = field(default_factory=threading.Event)
     request_id: int | None = None
+    block_number: int | None = None  # confirmed in this block: waits for the indexer to reach it
 
 
 # Every quote runs this: built once, on the table (Core, no ORM entities), with bound parameters,
@@ -326,7 +327,9 @@ class IntentService:
                 status, block_number = row.status, row.block_number
                 waiter.request_id = row.tx_request_id
             if status == "confirmed" and block_number is not None:
-                # Final on chain: only the indexer is awaited, and its block is in memory.
+                # Final on chain: only the indexer is awaited, and its block is in memory (`indexed`
+                # wakes this at once when the indexer reports its batches; the poll is the fallback).
+                waiter.block_number = block_number
                 while self.state.block_number < block_number and time.monotonic() < deadline:
                     waiter.woken.wait(timeout=min(INDEXED_POLL_S, max(deadline - time.monotonic(), 0)))
                 continue
@@ -350,6 +353,14 @@ class IntentService:
             waiter.woken.set()
         if not waiters:
             self._wake_dispatcher()  # nobody waits for it: the dispatcher's finalizer records it
+
+    def indexed(self, block_number: int) -> None:
+        """For the indexer, after each batch it applied: wakes the submits waiting for that block."""
+        with self._waiters_lock:
+            waiters = list(self._waiters.values())
+        for waiter in waiters:
+            if waiter.block_number is not None and waiter.block_number <= block_number:
+                waiter.woken.set()
 
     def _wake_intent(self, intent_id: int) -> None:
         with self._waiters_lock:
