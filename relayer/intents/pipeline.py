@@ -330,7 +330,10 @@ class IntentService:
                 # Final on chain: only the indexer is awaited, and its block is in memory (`indexed`
                 # wakes this at once when the indexer reports its batches; the poll is the fallback).
                 waiter.block_number = block_number
-                while self.state.block_number < block_number and time.monotonic() < deadline:
+                while True:
+                    waiter.woken.clear()  # before looking: a wake from now on ends the wait below
+                    if self.state.block_number >= block_number or time.monotonic() >= deadline:
+                        break
                     waiter.woken.wait(timeout=min(INDEXED_POLL_S, max(deadline - time.monotonic(), 0)))
                 continue
             waiter.woken.wait(timeout=min(ANSWER_BACKSTOP_S, max(deadline - time.monotonic(), 0)))
