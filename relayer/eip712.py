@@ -163,7 +163,9 @@ class _Struct:
         return keccak256(self.TYPEHASH + data)
 
 
+@functools.lru_cache(maxsize=64)
 def _int_bounds(sol_type: str) -> tuple[int, int] | None:
+    # Cached: every member of every struct is checked, and the few type strings recur.
     if sol_type.startswith("uint"):
         return 0, 2 ** int(sol_type[4:]) - 1
     if sol_type.startswith("int"):
