@@ -68,6 +68,7 @@ class Indexer:
         confirmations: int = 0,
         batch_blocks: int = 2_000,
         on_event: Callable[[DecodedLog, PositionInfo | None], None] | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.w3 = w3
         self.sessions = sessions
@@ -78,6 +79,7 @@ class Indexer:
         self.confirmations = confirmations
         self.batch_blocks = batch_blocks
         self.on_event = on_event
+        self.on_batch = on_batch  # called with the last block of each batch applied
         self._next_block = start_block
         self._persist_from = start_block
         self._last_hash: str | None = None
@@ -154,6 +156,8 @@ class Indexer:
         self.state.observe_block(to_block, self._timestamps[to_block])
         self._next_block = to_block + 1
         self._last_hash = to_hash
+        if self.on_batch is not None:
+            self.on_batch(to_block)
         return to_block - from_block + 1
 
     def _apply(self, session: Session, event: DecodedLog, timestamp: int) -> None:

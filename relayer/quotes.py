@@ -4,12 +4,9 @@ in-memory state and one indexed query; no RPC call."""
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping
 from typing import Any
-
-from eth_utils.address import to_checksum_address
 
 from relayer import eip712
 from relayer.amounts import format_amount
@@ -27,9 +24,6 @@ DEFAULT_SLIPPAGE_BPS = 100
 DEFAULT_DEADLINE_S = 300
 PRICE_DECIMALS = 8
 BPS = 10_000
-
-# EIP-55 costs a keccak per call (two per quote, ~18 µs each); vaults and tokens are few.
-_checksum = functools.lru_cache(maxsize=4096)(to_checksum_address)
 
 
 def default_ladder(track: Track) -> tuple[eip712.ExitRule, ...]:
@@ -139,8 +133,8 @@ def quote(
                 exits = _exits_param(params, track, defaulted)
                 intent = eip712.OpenPosition(
                     agent.agent_id,
-                    _checksum(agent.vault),
-                    _checksum(token.address),
+                    eip712.checksum(agent.vault),
+                    eip712.checksum(token.address),
                     usdc,
                     min_out,
                     slippage,

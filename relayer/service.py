@@ -66,6 +66,7 @@ class Services:
             self.keeper.load()
             self.keeper_jobs = KeeperJobs(self.keeper)
             self.indexer.on_event = self.keeper_jobs.on_event
+        self.indexer.on_batch = self.intents.indexed
         self.sender.reconcile()
         self._spawn("indexer", lambda: self.indexer.run(self.stop, interval_s=0.05))
         self._spawn("sender", lambda: self.sender.run(self.stop, interval_s=0.05))

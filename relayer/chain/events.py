@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi.abi import decode
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+
+from relayer.eip712 import checksum
 
 
 def _canonical(inp: Mapping[str, Any]) -> str:
@@ -22,7 +23,7 @@ def _shape(inp: Mapping[str, Any], value: Any) -> Any:
     """Tuples become dicts keyed by component name, addresses are checksummed."""
     t: str = inp["type"]
     if t == "address":
-        return to_checksum_address(value)
+        return checksum(value)  # cached: the same vaults, tokens and signers recur in every log
     if t.startswith("tuple"):
         comps = inp["components"]
         if t.endswith("[]"):
@@ -92,7 +93,7 @@ class EventDecoder:
             args[inp["name"]] = _shape(inp, value)
         return DecodedLog(
             name=spec.name,
-            address=to_checksum_address(log["address"]),
+            address=checksum(log["address"]),
             args=args,
             block_number=int(log["blockNumber"], 16)
             if isinstance(log["blockNumber"], str)

@@ -6,8 +6,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils.address import to_checksum_address
-
 from relayer import eip712
 from relayer.amounts import AmountError, parse_amount
 from relayer.domain.ladder import ExitsFormatError, parse_exits
@@ -109,7 +107,7 @@ def build(body: SubmitBody, agent: AgentInfo, state: ChainState, *, signed: bool
     signature = signature_of(body.signature) if signed else None
     deadline = _check_uint(body.deadline, "deadline")
     nonce = _check_uint(body.nonce, "nonce")
-    vault = to_checksum_address(agent.vault)
+    vault = eip712.checksum(agent.vault)
     if isinstance(body, OpenBody):
         token = token_of(state, body.symbol)
         exits = exits_of(body.exits)
@@ -117,7 +115,7 @@ def build(body: SubmitBody, agent: AgentInfo, state: ChainState, *, signed: bool
         intent: eip712.Intent = eip712.OpenPosition(
             agent_id=agent.agent_id,
             vault=vault,
-            token=to_checksum_address(token.address),
+            token=eip712.checksum(token.address),
             usdc_amount=usdc,
             min_token_out=amount(body.minTokenOut, token.decimals, "minTokenOut"),
             max_slippage_bps=body.maxSlippageBps,

@@ -7,9 +7,11 @@ write what another already wrote without failing.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import Table, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -21,19 +23,43 @@ from relayer.store.models import AgentCounters, Base, IndexerCursor, Position, P
 CURSOR = "router"
 
 
-def _insert(session: Session, model: type[Base]) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return pg_insert(model)
-    if dialect == "sqlite":
-        return sqlite_insert(model)
-    raise NotImplementedError(f"no upsert for {dialect}")
+_INSERTS: dict[str, Callable[[Table], Any]] = {"postgresql": pg_insert, "sqlite": sqlite_insert}
+
+
+def _dialect(session: Session) -> str:
+    name = session.get_bind().dialect.name
+    if name not in _INSERTS:
+        raise NotImplementedError(f"no upsert for {name}")
+    return name
+
+
+# The statements are built once per dialect, table and column set, and executed with the row as
+# parameters: building an `insert … on conflict` (and its `excluded` alias) per row cost more CPU
+# than the write itself. They are Core statements on the table, so no ORM bulk-insert machinery runs
+# per row either; every write here is a statement, so there is nothing pending to autoflush first.
+@functools.lru_cache(maxsize=64)
+def _upsert_stmt(dialect: str, table: Table, key: str, columns: tuple[str, ...]) -> Any:
+    stmt = _INSERTS[dialect](table)
+    return stmt.on_conflict_do_update(
+        index_elements=[key], set_={c: stmt.excluded[c] for c in columns if c != key}
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_absent_stmt(dialect: str, table: Table, conflict: tuple[str, ...]) -> Any:
+    return _INSERTS[dialect](table).on_conflict_do_nothing(index_elements=list(conflict))
 
 
 def _upsert(session: Session, model: type[Base], key: str, values: dict[str, Any]) -> None:
-    stmt = _insert(session, model).values(**values)
-    updates = {k: stmt.excluded[k] for k in values if k != key}
-    session.execute(stmt.on_conflict_do_update(index_elements=[key], set_=updates))
+    stmt = _upsert_stmt(_dialect(session), model.__table__, key, tuple(values))
+    session.execute(stmt, values)
+
+
+def _insert_absent(
+    session: Session, model: type[Base], conflict: tuple[str, ...], values: dict[str, Any]
+) -> None:
+    stmt = _insert_absent_stmt(_dialect(session), model.__table__, conflict)
+    session.execute(stmt, values)
 
 
 def upsert_position(session: Session, p: PositionInfo) -> None:
@@ -71,16 +97,20 @@ def add_position_event(
     log_index: int,
     data: dict[str, Any],
 ) -> None:
-    stmt = _insert(session, PositionEvent).values(
-        position_id=position_id,
-        kind=kind,
-        block_number=block_number,
-        block_timestamp=block_timestamp,
-        tx_hash=tx_hash,
-        log_index=log_index,
-        data=data,
+    _insert_absent(
+        session,
+        PositionEvent,
+        ("tx_hash", "log_index"),
+        {
+            "position_id": position_id,
+            "kind": kind,
+            "block_number": block_number,
+            "block_timestamp": block_timestamp,
+            "tx_hash": tx_hash,
+            "log_index": log_index,
+            "data": data,
+        },
     )
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["tx_hash", "log_index"]))
 
 
 def upsert_counters(session: Session, agent_id: int, c: Counters) -> None:
@@ -105,10 +135,12 @@ def append_stream(
     if dedupe_key is None:
         session.add(StreamEvent(agent_id=agent_id, type=type_, data=data))
         return
-    stmt = _insert(session, StreamEvent).values(
-        agent_id=agent_id, type=type_, data=data, dedupe_key=dedupe_key
+    _insert_absent(
+        session,
+        StreamEvent,
+        ("dedupe_key",),
+        {"agent_id": agent_id, "type": type_, "data": data, "dedupe_key": dedupe_key},
     )
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]))
 
 
 def cursor(session: Session) -> IndexerCursor | None:

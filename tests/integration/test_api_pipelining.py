@@ -4,6 +4,7 @@ n, n+1, n+2 without waiting; the relayer sends them in nonce order and each one 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -175,3 +176,30 @@ def test_a_successor_recorded_while_its_predecessor_is_rejected_is_not_stranded(
     assert nonces_used(api, agent_id) == [0, 1]
     q, _body = signed(api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER)
     assert q["nonce"] == 2
+
+
+def test_a_waiting_submit_queued_behind_its_predecessor_answers_201_once_sent_and_confirmed(api: Api) -> None:
+    """`Prefer: wait` on an intent that waits `received` for n to be mined: the dispatcher sends it
+    later, and the waiting request learns of that transaction settling (it did not know its id when it
+    began to wait) and answers 201 with the confirmed record, indexed by this relayer."""
+    agent_id, _ = api.agent(0)
+    rpc(api, "evm_setAutomine", False)
+    try:
+        _q, first = signed(api, 0, "OpenPosition", symbol="NVDA", usdcAmount="1000", exits=LADDER)
+        r0 = submit(api, agent_id, "OpenPosition", first, headers=NO_WAIT)
+        assert r0.status_code == 202 and r0.json()["status"] == "submitted", r0.text
+        _q, second = signed(api, 0, "OpenPosition", symbol="AAPL", usdcAmount="1000", exits=LADDER)
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(submit, api, agent_id, "OpenPosition", second, {"Prefer": "wait=30"})
+            time.sleep(0.5)
+            assert not waiting.done()  # n is not mined, so n+1 is not even sent
+            rpc(api, "evm_setAutomine", True)
+            rpc(api, "evm_mine")
+            r1 = waiting.result(timeout=40)
+    finally:
+        rpc(api, "evm_setAutomine", True)
+    assert r1.status_code == 201, r1.text
+    record = r1.json()
+    assert record["status"] == "confirmed" and record["nonce"] == 1 and record["fill"], record
+    assert api.services.state.block_number >= record["blockNumber"]
+    assert follow(api, agent_id, r0.json()["intentId"])["status"] == "confirmed"

@@ -221,6 +221,12 @@ def test_metrics_openapi_and_docs(api: Api) -> None:
     }
     assert {"alphagrid_http_requests_total", "alphagrid_intents_total", "alphagrid_indexed_block"} <= names
     assert 'alphagrid_intents_total{code="201",type="OpenPosition"} 1.0' in metrics.text
+    # By route template and status, timed: what the metrics middleware records.
+    route = 'route="/agents/{agent_id}/trade-intents"'
+    assert f'alphagrid_http_requests_total{{{route},status="201"}} 1.0' in metrics.text
+    assert f"alphagrid_http_request_seconds_count{{{route}}} 1.0" in metrics.text
+    assert c.get("/no-such-route").status_code == 404
+    assert 'alphagrid_http_requests_total{route="unmatched",status="404"} 1.0' in c.get("/metrics").text
     doc = c.get("/openapi.json").json()
     for path in (
         "/agents/{agent_id}/trade-intents",

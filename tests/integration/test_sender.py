@@ -738,6 +738,26 @@ def test_background_loop_follows_to_mined(quiet_node: Anvil, sessions: sessionma
     assert sender.get(request.id).status == "mined"
 
 
+def test_listeners_hear_of_each_request_once_it_is_final_and_committed(
+    quiet_node: Anvil, sessions: sessionmaker[Session]
+) -> None:
+    w3 = web3_of(quiet_node)
+    sender = make_sender(w3, sessions)
+    heard: list[tuple[int, str]] = []
+    # What a listener reads in the database when it is called: the settled status, already committed.
+    sender.add_listener(lambda request_id: heard.append((request_id, sender.get(request_id).status)))
+    sender.add_listener(lambda _request_id: 1 // 0)  # a failing listener does not stop the others
+    request = submit_transfer(sender)
+
+    assert sender.poll() == [] and heard == []  # pending: nobody is told
+    rpc(w3, "evm_mine")
+    changed = sender.poll()
+
+    assert [r.id for r in changed] == [request.id]
+    assert heard == [(request.id, "mined")]
+    assert sender.poll() == [] and heard == [(request.id, "mined")]  # told once
+
+
 def test_node_down_after_the_record_is_maybe_sent_before_it_nothing_is_recorded(
     own_node: Anvil, sessions: sessionmaker[Session]
 ) -> None:

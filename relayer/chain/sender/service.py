@@ -35,7 +35,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from web3 import Web3
 from web3.exceptions import BlockNotFound, RequestTimedOut, TransactionNotFound
 
+from relayer.chain import rpc
 from relayer.chain.fees import AtCap, FeePolicy, Fees, initial_fees, next_fees
 from relayer.chain.sender.decisions import (
     Accepted,
@@ -72,6 +73,7 @@ from relayer.chain.sender.decisions import (
     plan_lane_resync,
     request_outcome,
 )
+from relayer.eip712 import checksum
 from relayer.errors import ChainUnavailableError
 from relayer.store.models import SenderLane, TxAttempt, TxRequest, utcnow
 
@@ -187,13 +189,15 @@ def _numbered(rows: Sequence[Any]) -> list[tuple[int, int, str | None]]:
     return [(int(r[0]), int(r[1]), r[2]) for r in rows if r[1] is not None]
 
 
-def _receipt_view(receipt: Any) -> ReceiptView:
+def _receipt_view(receipt: Mapping[str, str]) -> ReceiptView:
+    """From the node's raw receipt (hex strings): web3's formatting of every field costs more CPU
+    than the rest of settling a request, and these five are all the sender reads."""
     return ReceiptView(
-        tx_hash=_hex(receipt["transactionHash"]),
-        status=int(receipt["status"]),
-        block_number=int(receipt["blockNumber"]),
-        block_hash=_hex(receipt["blockHash"]),
-        gas_used=int(receipt["gasUsed"]),
+        tx_hash=receipt["transactionHash"].lower(),
+        status=int(receipt["status"], 16),
+        block_number=int(receipt["blockNumber"], 16),
+        block_hash=receipt["blockHash"].lower(),
+        gas_used=int(receipt["gasUsed"], 16),
     )
 
 
@@ -274,6 +278,13 @@ class TxSender:
         self._newest_recorded: tuple[int, str] | None = None  # the newest block this process recorded
         self._base_fee_lock = threading.Lock()
         self._base_fee_cache: tuple[float, int] | None = None  # (monotonic time read, wei)
+        self._listeners: list[Callable[[int], None]] = []
+
+    def add_listener(self, on_settled: Callable[[int], None]) -> None:
+        """Call `on_settled(request_id)` each time a request becomes final (mined, failed, dropped),
+        after that is committed: whoever waits for a request can wait for this instead of polling the
+        database. Called from the thread that settled it (the poll loop or a `wait`); keep it short."""
+        self._listeners.append(on_settled)
 
     @property
     def senders(self) -> tuple[ChecksumAddress, ...]:
@@ -528,7 +539,16 @@ class TxSender:
             changed, outgoing, bumped = self._settle(request_id, view, grace_s)
             if outgoing is not None:
                 self._send(outgoing, bump_if_fee_too_low=not bumped)
-            return changed
+        if changed is not None and changed.status in FINAL_STATUSES:
+            self._settled(request_id)
+        return changed
+
+    def _settled(self, request_id: int) -> None:
+        for listener in self._listeners:
+            try:
+                listener(request_id)
+            except Exception:  # a listener's failure is its own: the request is settled and recorded
+                _log.exception("tx settled listener failed request=%s", request_id)
 
     def _settle(
         self, request_id: int, view: _ChainView, grace_s: float
@@ -784,12 +804,9 @@ class TxSender:
     def _receipts(self, attempts: Sequence[TxAttempt]) -> list[ReceiptView]:
         """The receipt of whichever attempt was mined (newest first; one nonce mines at most once)."""
         for attempt in reversed(attempts):
-            try:
-                with _rpc("eth_getTransactionReceipt"):
-                    receipt = self.w3.eth.get_transaction_receipt(HexStr(attempt.tx_hash))
-            except TransactionNotFound:
-                continue
-            return [_receipt_view(receipt)]
+            receipt = rpc.call(self.w3, "eth_getTransactionReceipt", [attempt.tx_hash])
+            if receipt is not None:
+                return [_receipt_view(receipt)]
         return []
 
     def _node_knows(self, tx_hash: str) -> bool:
@@ -1020,7 +1037,7 @@ class TxSender:
 
     @staticmethod
     def _address(sender: str) -> ChecksumAddress:
-        return Web3.to_checksum_address(sender)
+        return checksum(sender)  # cached: every poll checksums each pending request's sender
 
     def _request_lock(self, request_id: int) -> threading.Lock:
         return self._request_locks[request_id % _LOCK_STRIPES]
