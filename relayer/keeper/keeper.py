@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
@@ -42,7 +42,7 @@ from relayer.keeper.index import TriggerIndex
 from relayer.keeper.leader import Leadership
 from relayer.metrics import Metrics
 from relayer.state import ChainState, PositionInfo, PriceInfo
-from relayer.store.models import KeeperAudit, PositionEvent, TxRequest
+from relayer.store.models import KeeperAudit, PositionEvent, TxAttempt, TxRequest
 
 log = logging.getLogger("alphagrid.keeper")
 
@@ -393,12 +393,22 @@ class Keeper:
 
     def _recover_in_flight(self) -> None:
         """Exits the database says are pending (sent by this process before a restart, or by the
-        keeper this one took over from) count as in flight: the same rule is not sent twice."""
+        keeper this one took over from) count as in flight: the same rule is not sent twice. So do
+        exits settled since with no outcome in the audit: `follow` records it."""
         mine = {s.lower() for s in self.sender.senders}
         with self.sessions() as session:
+            # An exit whose audit ends at `sent` was settled while no keeper followed it (mined while
+            # the relayer was down, say): following it again records how it ended.
+            last_audits = select(func.max(KeeperAudit.id)).group_by(KeeperAudit.position_id)
+            unsettled = (
+                select(TxAttempt.request_id)
+                .join(KeeperAudit, KeeperAudit.tx_hash == TxAttempt.tx_hash)
+                .where(KeeperAudit.id.in_(last_audits), KeeperAudit.action == "sent")
+            )
             rows = session.execute(
                 select(TxRequest.id, TxRequest.sender, TxRequest.data).where(
-                    TxRequest.purpose == "exit", TxRequest.status == "pending"
+                    TxRequest.purpose == "exit",
+                    or_(TxRequest.status == "pending", TxRequest.id.in_(unsettled)),
                 )
             ).all()
         for request_id, sender, data in rows:

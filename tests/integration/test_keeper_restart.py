@@ -10,7 +10,7 @@ import time
 
 from .conftest import Api
 from .test_api_restart import new_relayer
-from .test_keeper import _exit_requests, _manual_mining, _mine, _open, _rpc, _send_price, _wait
+from .test_keeper import _exit_requests, _manual_mining, _mine, _open, _position, _rpc, _send_price, _wait
 
 
 def test_an_exit_pending_across_a_restart_is_sent_once_and_its_outcome_audited(api: Api) -> None:
@@ -37,3 +37,29 @@ def test_an_exit_pending_across_a_restart_is_sent_once_and_its_outcome_audited(a
     assert actions == [(1, "sent"), (1, "confirmed")], [
         (a["action"], a["outcome"]) for a in position["audit"]
     ]
+
+
+def test_an_exit_mined_while_the_relayer_was_down_is_audited_as_confirmed(api: Api) -> None:
+    """The exit is mined between the stop and the restart: the next process's sender settles its
+    request at start, and the next keeper still records how it ended (found by the soak)."""
+    agent_id, _ = api.agent(0)
+    position_id = _open(api)
+    with _manual_mining(api):
+        _send_price(api, "NVDA", "160")
+        _mine(api)
+        _wait(lambda: len(_exit_requests(api)) == 1, "the keeper to send the exit")
+        _wait(
+            lambda: [a["action"] for a in _position(api, position_id)["audit"]] == ["sent"],
+            "the keeper to audit the send",
+        )
+        api.services.close()
+        _rpc(api, "evm_mine")  # mined while no relayer runs
+    with new_relayer(api) as (_services, client):
+
+        def actions() -> list[tuple[int, str]]:
+            audit = client.get(f"/agents/{agent_id}/positions/{position_id}").json()["audit"]
+            return [(a["ruleIndex"], a["action"]) for a in audit]
+
+        _wait(lambda: actions() == [(1, "sent"), (1, "confirmed")], "the confirmation to be audited", 15)
+        requests = _exit_requests(api)
+    assert [(r.status, r.purpose) for r in requests] == [("mined", "exit")]
