@@ -64,7 +64,13 @@ class KeeperJobs:
     def start(self) -> None:
         now = datetime.now(UTC)
         self.scheduler.add_job(
-            self._lead, "interval", seconds=self.lead_interval_s, id=LEAD, next_run_time=now
+            # One at a time: the advisory lock's connection is not shared between threads.
+            self._lead,
+            "interval",
+            seconds=self.lead_interval_s,
+            id=LEAD,
+            next_run_time=now,
+            max_instances=1,
         )
         self.scheduler.add_job(self._step, "interval", seconds=self.idle_s, id=TICK, next_run_time=now)
         self.scheduler.start()
