@@ -331,8 +331,8 @@ class Keeper:
                 if not flight.recovered:
                     self.metrics.exit_latency.observe(time.monotonic() - flight.observed_at)
                 self._audit_rules(p, rules, flight.price, "confirmed", "mined", mined_hash)
-            elif status == "released":
-                self._audit_rules(p, [], flight.price, "released", error)
+            elif status == "released":  # nothing to audit: the next evaluation decides afresh
+                log.info("exit for position %s let go: %s", position_id, error)
             elif not p.open or p.exits_hash != flight.exits_hash:
                 self._retries.pop(position_id, None)
                 why = "the position was closed" if not p.open else "the ladder was replaced (LadderMismatch)"

@@ -8,12 +8,28 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from httpx import Response
 
 from .conftest import Api
 from .test_api_idempotency import nonces_used
 from .test_api_rejections import LADDER, SL, TP, open_position, rpc, settle, signed, submit
 
 NO_WAIT = {"Prefer": "wait=0"}
+
+
+def add_sent_and_ladder_waiting(
+    api: Api, agent_id: int, position_id: str, ladder_message: dict[str, Any] | None = None
+) -> tuple[Response, Response, dict[str, Any]]:
+    """With automine off: an add sent and in the pool (`submitted`), and a ladder update queued behind
+    it (`received`). Returns both answers and the ladder update's body."""
+    _q, add = signed(api, 0, "AddToPosition", positionId=position_id, usdcAmount="100")
+    first = submit(api, agent_id, "AddToPosition", add, headers=NO_WAIT)
+    assert first.status_code == 202 and first.json()["status"] == "submitted", first.text
+    extra = {"message": ladder_message} if ladder_message is not None else {}
+    _q, ladder = signed(api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER, **extra)
+    second = submit(api, agent_id, "UpdateExitLadder", ladder, headers=NO_WAIT)
+    assert second.status_code == 202 and second.json()["status"] == "received", second.text
+    return first, second, ladder
 
 
 def follow(api: Api, agent_id: int, intent_id: str, timeout_s: float = 20.0) -> dict[str, Any]:
@@ -143,12 +159,7 @@ def test_a_successor_recorded_while_its_predecessor_is_rejected_is_not_stranded(
     intents = api.services.intents
     rpc(api, "evm_setAutomine", False)
     try:
-        _q, add = signed(api, 0, "AddToPosition", positionId=position_id, usdcAmount="100")
-        first = submit(api, agent_id, "AddToPosition", add, headers=NO_WAIT)
-        assert first.status_code == 202 and first.json()["status"] == "submitted", first.text
-        _q, ladder = signed(api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER)
-        waiting = submit(api, agent_id, "UpdateExitLadder", ladder, headers=NO_WAIT)
-        assert waiting.status_code == 202 and waiting.json()["status"] == "received", waiting.text
+        first, waiting, _ladder = add_sent_and_ladder_waiting(api, agent_id, position_id)
         waiting_id = int(waiting.json()["intentId"])
 
         real_context = intents.context

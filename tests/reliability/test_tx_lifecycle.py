@@ -20,6 +20,7 @@ from relayer.chain.sender import read_next_base_fee
 from relayer.devkeys import ANVIL_KEYS
 from relayer.store.models import Intent, TxRequest
 from tests.integration.test_api_idempotency import nonces_used, positions_on_chain
+from tests.integration.test_api_pipelining import add_sent_and_ladder_waiting
 from tests.integration.test_api_rejections import (
     LADDER,
     assert_error,
@@ -170,12 +171,7 @@ def test_a_waiting_intent_relayed_by_a_stranger_is_confirmed_without_a_transacti
     sent_before = relayer_nonces(api)
     rpc(api, "evm_setAutomine", False)
     try:
-        _q, add = signed(api, 0, "AddToPosition", positionId=position_id, usdcAmount="100")
-        first = submit(api, agent_id, "AddToPosition", add, headers=NO_WAIT)
-        assert first.status_code == 202 and first.json()["status"] == "submitted", first.text
-        _q, ladder = signed(api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER)
-        second = submit(api, agent_id, "UpdateExitLadder", ladder, headers=NO_WAIT)
-        assert second.status_code == 202 and second.json()["status"] == "received", second.text
+        first, second, ladder = add_sent_and_ladder_waiting(api, agent_id, position_id)
         intents = api.services.intents
         data = intents.calldata(intents.built(agent_id, "UpdateExitLadder", ladder))
         # Fees below the relayer's (Anvil orders its pool by them), so the predecessor runs first.
@@ -241,14 +237,9 @@ def test_a_waiting_intent_whose_deadline_passes_is_rejected_without_a_transactio
     deadline = max(int(time.time()), chain_time(api)) + 120
     rpc(api, "evm_setAutomine", False)
     try:
-        _q, add = signed(api, 0, "AddToPosition", positionId=position_id, usdcAmount="100")
-        first = submit(api, agent_id, "AddToPosition", add, headers=NO_WAIT)
-        assert first.status_code == 202 and first.json()["status"] == "submitted", first.text
-        _q, ladder = signed(
-            api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER, message={"deadline": deadline}
+        first, second, _ladder = add_sent_and_ladder_waiting(
+            api, agent_id, position_id, ladder_message={"deadline": deadline}
         )
-        second = submit(api, agent_id, "UpdateExitLadder", ladder, headers=NO_WAIT)
-        assert second.status_code == 202 and second.json()["status"] == "received", second.text
         rpc(api, "evm_setNextBlockTimestamp", deadline + 1)
         rpc(api, "evm_mine")
     finally:
@@ -322,12 +313,7 @@ def test_a_drained_relayer_refuses_new_work_keeps_what_it_accepted_and_resumes_w
     funded = {s: w3.eth.get_balance(s) for s in senders}
     rpc(api, "evm_setAutomine", False)
     try:
-        _q, add = signed(api, 0, "AddToPosition", positionId=position_id, usdcAmount="100")
-        first = submit(api, agent_id, "AddToPosition", add, headers=NO_WAIT)
-        assert first.status_code == 202 and first.json()["status"] == "submitted", first.text
-        _q, ladder = signed(api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER)
-        second = submit(api, agent_id, "UpdateExitLadder", ladder, headers=NO_WAIT)
-        assert second.status_code == 202 and second.json()["status"] == "received", second.text
+        first, second, _ladder = add_sent_and_ladder_waiting(api, agent_id, position_id)
         for sender in senders:
             rpc(api, "anvil_setBalance", sender, "0x0")
         rpc(api, "evm_mine")  # the pool's transaction cannot pay: nothing of ours is mined
