@@ -2,6 +2,14 @@
 
     python -m bench            # every figure, about 7 minutes on 2 cores (scripts/bench does the same)
     python -m bench --full     # adds price update → exit with 100k open positions (~20 more minutes)
+    python -m bench --only burst,gapdown,single,crash   # issue 11's peaks (or --peaks with the rest)
+
+The peaks (issue 11), each on a fresh Anvil with the relayer in its own process and measured from
+outside: `burst` (bench/burst.py: 1,000 new agents quote+sign+submit one open, 64 concurrent from
+4 client processes; --burst-agents/--burst-concurrency/--burst-processes/--block-time),
+`gapdown` (bench/gapdown.py: one price update 8 % down crossing 1,000 stops; --gap-positions),
+`single` (one quiet agent, 50 sequential intents; --single-cycles) and `crash` (bench/crash.py: a
+short bench.soak run and audit; --crash-intents/--crash-agents/--crash-kills/--crash-db).
 
 Each figure is measured next to what it is compared with, in the same run: quote and verify over HTTP
 against the same server's /health, in-process verification against raw coincurve, relayed intents
@@ -24,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import relayer
 from bench import burst as burstbench
 from bench import gapdown as gapbench
 from bench import gas as gasbench
@@ -237,8 +246,9 @@ def burst_figures(b: burstbench.BurstResult) -> list[Figure]:
             "answered 2xx/s",
             fmt_rate(s.rate),
             f"{s.ok:,}/{s.sent:,} 2xx in {s.seconds:.1f} s (non-2xx: {refused}); {on_chain}; CPU over "
-            f"{b.window_s:.1f} s: relayer {b.relayer_cpu_s:.1f} s, Anvil {b.anvil_cpu_s:.1f} s, clients "
-            f"{b.client_cpu_s:.1f} s; {mining}",
+            f"{b.window_s:.1f} s: relayer {b.relayer_cpu_s:.1f} s "
+            f"({b.relayer_cpu_s / max(1, s.sent) * 1000:.0f} ms per intent), Anvil {b.anvil_cpu_s:.1f} s, "
+            f"clients {b.client_cpu_s:.1f} s; {mining}",
             f"≥ {GOAL_BURST_RATE:g}/s",
             s.rate >= GOAL_BURST_RATE and s.ok == s.sent,
         ),
@@ -542,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report.figures.append(crash_figure(crash))
         if burst or gap or single or crash:
             report.sections.append(peaks_section(burst, gap, single, crash))
+            notes.append(f"relayer measured: the `relayer` package at {Path(relayer.__file__).parent}")
 
         missed = {f.name for f in report.missed()}
         profiles: list[Profile] = []
