@@ -148,7 +148,13 @@ def start_recording(
 
 
 def finish_recording(spy: subprocess.Popen[str], out: Path, title: str, seconds: float) -> Profile:
-    _, err = spy.communicate(timeout=seconds + 60)
+    try:
+        # py-spy can lag far behind its duration on an overloaded machine.
+        _, err = spy.communicate(timeout=2 * seconds + 120)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.communicate()
+        raise RuntimeError(f"py-spy did not finish its {seconds:g} s recording in time") from None
     if spy.returncode != 0 or not out.exists():
         raise RuntimeError(f"py-spy failed: {err[-1000:]}")
     profile = summarise(out.read_text(), title, skip=plumbing)
