@@ -111,6 +111,13 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         whenNotPaused
         returns (uint256 positionId)
     {
+        return _openPosition(intent, exits, signature);
+    }
+
+    function _openPosition(OpenPosition calldata intent, ExitRule[] calldata exits, bytes calldata signature)
+        private
+        returns (uint256 positionId)
+    {
         bytes32 exitsHash = IntentHash.hash(exits);
         if (exitsHash != intent.exitsHash) revert ExitsHashMismatch(exitsHash, intent.exitsHash);
         (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
@@ -158,6 +165,10 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         nonReentrant
         whenNotPaused
     {
+        _addToPosition(intent, signature);
+    }
+
+    function _addToPosition(AddToPosition calldata intent, bytes calldata signature) private {
         (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
             intent.agentId, intent.deadline, intent.nonce, IntentType.Add, IntentHash.hash(intent), signature
         );
@@ -184,6 +195,10 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         nonReentrant
         whenNotPaused
     {
+        _reducePosition(intent, signature);
+    }
+
+    function _reducePosition(ReducePosition calldata intent, bytes calldata signature) private {
         (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
             intent.agentId, intent.deadline, intent.nonce, IntentType.Reduce, IntentHash.hash(intent), signature
         );
@@ -213,6 +228,12 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         nonReentrant
         whenNotPaused
     {
+        _updateExitLadder(intent, exits, signature);
+    }
+
+    function _updateExitLadder(UpdateExitLadder calldata intent, ExitRule[] calldata exits, bytes calldata signature)
+        private
+    {
         bytes32 exitsHash = IntentHash.hash(exits);
         if (exitsHash != intent.exitsHash) revert ExitsHashMismatch(exitsHash, intent.exitsHash);
         (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
@@ -239,6 +260,10 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         whenNotPaused
         returns (uint256 fired)
     {
+        return _executeExit(positionId, exits);
+    }
+
+    function _executeExit(uint256 positionId, ExitRule[] calldata exits) private returns (uint256 fired) {
         (ExitContext memory ctx, Holding memory h) = _loadExit(positionId, exits);
         AgentState memory st = _agents[ctx.agentId];
         _rollDay(st);
@@ -253,6 +278,93 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
         _agents[ctx.agentId] = st;
         _storeAfterSale(ctx.agentId, ctx.token, h);
+    }
+
+    // ------------------------------------------------------------------ batches (SPEC §5.1)
+
+    /// @inheritdoc ITradeRouter
+    function executeIntents(IntentCall[] calldata items)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (bytes[] memory results)
+    {
+        results = new bytes[](items.length);
+        for (uint256 i; i < items.length; ++i) {
+            uint256 gasBefore = gasleft();
+            try this.executeIntentItem(items[i], i) {}
+            catch (bytes memory reason) {
+                _requireItemHadGas(gasBefore, reason);
+                results[i] = reason;
+                (uint256 agentId, uint256 nonce, bytes32 digest) = _intentKey(items[i]);
+                emit IntentFailed(agentId, nonce, digest, reason);
+            }
+        }
+    }
+
+    /// @inheritdoc ITradeRouter
+    function executeExits(ExitCall[] calldata items)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (bytes[] memory results)
+    {
+        results = new bytes[](items.length);
+        for (uint256 i; i < items.length; ++i) {
+            uint256 gasBefore = gasleft();
+            try this.executeExitItem(items[i].positionId, items[i].exits) {}
+            catch (bytes memory reason) {
+                _requireItemHadGas(gasBefore, reason);
+                results[i] = reason;
+                emit ExitSkipped(items[i].positionId, reason);
+            }
+        }
+    }
+
+    /// @notice One item of `executeIntents`, in its own call frame so that its failure reverts only
+    ///         its own effects. Only the router itself may call it (from a batch, which holds the
+    ///         reentrancy lock and has checked the pause).
+    function executeIntentItem(IntentCall calldata item, uint256 index) external {
+        if (msg.sender != address(this)) revert OnlySelf();
+        bytes calldata data = item.intent;
+        IntentType kind = item.intentType;
+        if (kind == IntentType.Open) {
+            if (data.length != 9 * 32 || _dirtyAddress(data, 1) || _dirtyAddress(data, 2) || _dirtyUint16(data, 5)) {
+                revert MalformedIntent(index);
+            }
+            OpenPosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            _openPosition(p, item.exits, item.signature);
+        } else if (kind == IntentType.Add) {
+            if (data.length != 7 * 32 || _dirtyUint16(data, 4) || item.exits.length != 0) revert MalformedIntent(index);
+            AddToPosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            _addToPosition(p, item.signature);
+        } else if (kind == IntentType.Reduce) {
+            if (data.length != 7 * 32 || _dirtyUint16(data, 4) || item.exits.length != 0) revert MalformedIntent(index);
+            ReducePosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            _reducePosition(p, item.signature);
+        } else {
+            if (data.length != 5 * 32) revert MalformedIntent(index);
+            UpdateExitLadder calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            _updateExitLadder(p, item.exits, item.signature);
+        }
+    }
+
+    /// @notice One item of `executeExits`; only the router itself may call it (see `executeIntentItem`).
+    function executeExitItem(uint256 positionId, ExitRule[] calldata exits) external {
+        if (msg.sender != address(this)) revert OnlySelf();
+        _executeExit(positionId, exits);
     }
 
     // ------------------------------------------------------------------ views
@@ -377,6 +489,76 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
                 invalid()
             }
         }
+    }
+
+    /// @dev A failed item may only have lacked gas: by the 63/64 rule a caller can starve an item and
+    ///      keep enough to go on. Then fail the whole batch as out of gas (as `_requireSignerHadGas`
+    ///      does) rather than report a rejection the relayer would take as final. An item starved
+    ///      itself is left at most 1/64 of the gas it was given; one starved in a call it makes (vault,
+    ///      venue, token) reverts with that call's empty data, while the router's own checks and the
+    ///      parts' errors always carry data: empty revert data is treated as out of gas too.
+    function _requireItemHadGas(uint256 gasBefore, bytes memory reason) private view {
+        if (reason.length == 0 || gasleft() <= gasBefore / 64) {
+            assembly ("memory-safe") {
+                invalid()
+            }
+        }
+    }
+
+    /// @dev What `IntentFailed` says about a failed item: every intent type starts with `agentId` and
+    ///      ends with `nonce`; the digest is the one its single call verifies. Zeros when unreadable.
+    function _intentKey(IntentCall calldata item) private view returns (uint256 agentId, uint256 nonce, bytes32 digest) {
+        bytes calldata data = item.intent;
+        IntentType kind = item.intentType;
+        bytes32 structHash;
+        if (kind == IntentType.Open) {
+            if (data.length != 9 * 32 || _dirtyAddress(data, 1) || _dirtyAddress(data, 2) || _dirtyUint16(data, 5)) {
+                return (0, 0, 0);
+            }
+            OpenPosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            structHash = IntentHash.hash(p);
+        } else if (kind == IntentType.Add) {
+            if (data.length != 7 * 32 || _dirtyUint16(data, 4)) return (0, 0, 0);
+            AddToPosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            structHash = IntentHash.hash(p);
+        } else if (kind == IntentType.Reduce) {
+            if (data.length != 7 * 32 || _dirtyUint16(data, 4)) return (0, 0, 0);
+            ReducePosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            structHash = IntentHash.hash(p);
+        } else {
+            if (data.length != 5 * 32) return (0, 0, 0);
+            UpdateExitLadder calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            structHash = IntentHash.hash(p);
+        }
+        agentId = uint256(bytes32(data[:32]));
+        nonce = uint256(bytes32(data[data.length - 32:]));
+        digest = _hashTypedDataV4(structHash);
+    }
+
+    function _word(bytes calldata data, uint256 i) private pure returns (uint256 w) {
+        assembly ("memory-safe") {
+            w := calldataload(add(data.offset, mul(i, 32)))
+        }
+    }
+
+    function _dirtyAddress(bytes calldata data, uint256 i) private pure returns (bool) {
+        return _word(data, i) >> 160 != 0;
+    }
+
+    function _dirtyUint16(bytes calldata data, uint256 i) private pure returns (bool) {
+        return _word(data, i) >> 16 != 0;
     }
 
     /// @dev Opens and adds only; updates `st` with the trade's turnover and deployed capital.
