@@ -27,8 +27,9 @@ import {IntentHash} from "./libraries/IntentHash.sol";
 ///         and the venue do), and trusts the registries, oracle and venue its admin configured. The
 ///         venue is trusted for its prices, not its accounting: fills are booked as the vault's balance
 ///         change, and no call can re-enter the router (nonReentrant on every state-changing entry).
-///         Storage is packed so an open writes three fresh slots: the holding, its ladder hash and
-///         the position's owner record.
+///         Storage is packed and keyed so that an open writes one fresh slot, the position id's owner
+///         record: the holding and the ladder hash are kept per (agent, token) and left nonzero when
+///         a position closes, so the agent's next position in that token rewrites them (5k, not 22k).
 contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, ReentrancyGuardTransient {
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     uint256 private constant BPS = 10_000;
@@ -53,7 +54,9 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         uint64 deployed;
     }
 
-    /// @dev An open position, keyed by (agent, token) so the one-per-token rule is a single read.
+    /// @dev The agent's position in a token, keyed by (agent, token) so the one-per-token rule is a single
+    ///      read. Open ⇔ `ruleCount != 0` (an open position has 1 to 8 rules); a closed one keeps its
+    ///      `positionId` and zeros, so the slot stays nonzero for the next open.
     struct Holding {
         uint48 positionId;
         uint128 size;
@@ -80,7 +83,8 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
     mapping(uint256 agentId => AgentState) private _agents;
     mapping(uint256 agentId => mapping(address token => Holding)) private _holdings;
-    mapping(uint256 positionId => bytes32) private _exitsHashes;
+    /// @dev The current ladder's hash of the agent's position in a token; not cleared on close (see Holding).
+    mapping(uint256 agentId => mapping(address token => bytes32)) private _ladders;
     mapping(uint256 positionId => PositionRef) private _refs;
 
     constructor(
@@ -135,8 +139,8 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         if (intent.vault != agent.vault) revert VaultMismatch(agent.vault, intent.vault);
         address token = intent.token;
         if (!tokenRegistry.isAllowed(agent.vaultId, token)) revert TokenNotAllowed(agent.vaultId, token);
-        uint256 existing = _holdings[intent.agentId][token].positionId;
-        if (existing != 0) revert PositionExists(intent.agentId, token, existing);
+        Holding memory existing = _holdings[intent.agentId][token];
+        if (existing.ruleCount != 0) revert PositionExists(intent.agentId, token, existing.positionId);
         ExitLadder.validate(exits, agent.track);
         _checkBuyLimits(agent, st, intent.usdcAmount);
 
@@ -151,7 +155,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
             ruleCount: uint8(exits.length),
             firedMask: 0
         });
-        _exitsHashes[positionId] = intent.exitsHash;
+        _ladders[intent.agentId][token] = intent.exitsHash;
         _refs[positionId] = PositionRef({token: token, agentId: uint64(intent.agentId)});
         _agents[intent.agentId] = st;
 
@@ -245,7 +249,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         h.ruleCount = uint8(exits.length);
         h.firedMask = 0;
         _holdings[intent.agentId][token] = h;
-        _exitsHashes[intent.positionId] = exitsHash;
+        _ladders[intent.agentId][token] = exitsHash;
         _agents[intent.agentId] = st;
 
         emit ExitLadderSet(intent.positionId, intent.agentId, exitsHash, exits);
@@ -395,11 +399,11 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         view_.agentId = ref.agentId;
         view_.token = ref.token;
         Holding memory h = _holdings[ref.agentId][ref.token];
-        if (h.positionId == positionId) {
+        if (h.positionId == positionId && h.ruleCount != 0) {
             view_.open = true;
             view_.size = h.size;
             view_.costBasis = h.costBasis;
-            view_.exitsHash = _exitsHashes[positionId];
+            view_.exitsHash = _ladders[ref.agentId][ref.token];
             view_.ruleCount = h.ruleCount;
             view_.firedMask = h.firedMask;
         }
@@ -407,7 +411,8 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
     /// @inheritdoc ITradeRouter
     function openPositionOf(uint256 agentId, address token) external view returns (uint256) {
-        return _holdings[agentId][token].positionId;
+        Holding memory h = _holdings[agentId][token];
+        return h.ruleCount != 0 ? h.positionId : 0;
     }
 
     /// @inheritdoc ITradeRouter
@@ -634,8 +639,8 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         PositionRef memory ref = _refs[positionId];
         if (ref.token == address(0)) revert PositionNotFound(positionId);
         h = _holdings[ref.agentId][ref.token];
-        if (h.positionId != positionId) revert PositionNotOpen(positionId);
-        bytes32 current = _exitsHashes[positionId];
+        if (h.positionId != positionId || h.ruleCount == 0) revert PositionNotOpen(positionId);
+        bytes32 current = _ladders[ref.agentId][ref.token];
         bytes32 provided = IntentHash.hash(exits);
         if (provided != current) revert LadderMismatch(positionId, current, provided);
 
@@ -686,10 +691,10 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
     function _storeAfterSale(uint256 agentId, address token, Holding memory h) private {
         if (h.size == 0) {
-            uint256 positionId = h.positionId;
-            delete _holdings[agentId][token];
-            delete _exitsHashes[positionId];
-            emit PositionClosed(positionId, agentId, token);
+            // Closed: only the id is kept, so the slot (and the ladder hash's) stays nonzero for the next open.
+            _holdings[agentId][token] =
+                Holding({positionId: h.positionId, size: 0, costBasis: 0, ruleCount: 0, firedMask: 0});
+            emit PositionClosed(h.positionId, agentId, token);
         } else {
             _holdings[agentId][token] = h;
         }
@@ -699,7 +704,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         PositionRef memory ref = _refs[positionId];
         if (ref.token == address(0) || ref.agentId != agentId) revert PositionNotFound(positionId);
         h = _holdings[agentId][ref.token];
-        if (h.positionId != positionId) revert PositionNotOpen(positionId);
+        if (h.positionId != positionId || h.ruleCount == 0) revert PositionNotOpen(positionId);
         return (ref.token, h);
     }
 
