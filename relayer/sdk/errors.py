@@ -1,5 +1,5 @@
-"""The one exception the SDK raises for a rejection: the API's `{code, message, details}` (SPEC §2.1, §5.2)
-."""
+"""The one exception the SDK raises for a rejection: the API's `{code, message, details}` (SPEC §2.1,
+§5.2)."""
 
 from __future__ import annotations
 
