@@ -6,6 +6,7 @@ from relayer.cli.agent import agent_app
 from relayer.cli.app import app
 from relayer.cli.deploy import deploy
 from relayer.cli.keeper import keeper
+from relayer.cli.mcp import mcp
 from relayer.cli.oracle import oracle_app
 from relayer.cli.positions import positions
 from relayer.cli.serve import serve
@@ -22,5 +23,6 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(track_app, name="track")
 app.add_typer(oracle_app, name="oracle")
 app.command("positions")(positions)
+app.command("mcp")(mcp)
 
 __all__ = ["app"]
