@@ -52,14 +52,27 @@ class AgentClient:
 
     @classmethod
     def from_deployment(
-        cls, path: Path | str | None = None, *, agent: int = 0, url: str | None = None, **kwargs: Any
+        cls,
+        path: Path | str | None = None,
+        *,
+        agent: int = 0,
+        agent_id: int | str | None = None,
+        key: str | None = None,
+        url: str | None = None,
+        **kwargs: Any,
     ) -> AgentClient:
-        """The local stack's demo agent number `agent` from `$ALPHAGRID_HOME/deployment.json`."""
-        d = core.Deployment.read(path)
-        if not d.agents:
-            raise AlphaGridError("agent_not_found", "the deployment has no demo agents (not a local stack?)")
-        agent_id, key = d.agents[agent]
-        return cls(url or d.api_url, agent_id=agent_id, key=key, **kwargs)
+        """The local stack's demo agent number `agent` from `$ALPHAGRID_HOME/deployment.json` (or `path`);
+        `agent_id`, `key` and `url` override what the manifest says."""
+        p = Path(path) if path is not None else core.deployment_path()
+        d = core.Deployment.read(p) if p.exists() or key is None else core.Deployment(core.DEFAULT_URL, ())
+        if key is None or agent_id is None:
+            if len(d.agents) <= agent:
+                raise AlphaGridError(
+                    "agent_not_found", f"{p} has no demo agent {agent}: give agent_id and key"
+                )
+            agent_id = d.agents[agent][0] if agent_id is None else agent_id
+            key = d.agents[agent][1] if key is None else key
+        return cls(url or d.api_url, agent_id=int(agent_id), key=key, **kwargs)
 
     @property
     def address(self) -> str:

@@ -342,3 +342,40 @@ def test_the_sdk_imports_without_the_relayer_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+# ---------------------------------------------------------------------- examples/agent.py
+
+
+def test_example_agent_reads_alphagrid_home_and_opens(api: Api, tmp_path: Any) -> None:
+    import os
+    from pathlib import Path
+
+    home = tmp_path / "home"
+    manifest = api.stack.manifest.model_copy(update={"api_url": api.url})
+    manifest.write(home / "deployment.json")
+    example = Path(__file__).resolve().parents[2] / "examples" / "agent.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAGRID_")}
+    env["ALPHAGRID_HOME"] = str(home)
+    done = subprocess.run(
+        [sys.executable, str(example), "--symbol", "AAPL", "--usdc", "250", "--take-profit-bps", "1500"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "confirmed" in done.stdout and "AAPL for 250 USDC" in done.stdout
+    assert "TakeProfit  +1500 bps -> sell 50%" in done.stdout
+    assert "StopLoss     -500 bps -> sell 100%" in done.stdout
+    # --manifest and --agent-id/--key as before; a rejection exits non-zero.
+    agent_id, key = api.agent(1)
+    again = subprocess.run(
+        [sys.executable, str(example), "--manifest", str(home / "deployment.json"),
+         "--agent-id", str(agent_id), "--key", key, "--stop-loss-bps", "-5000"],
+        env={k: v for k, v in env.items() if k != "ALPHAGRID_HOME"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert again.returncode != 0 and "exit_ladder_invalid" in again.stderr
