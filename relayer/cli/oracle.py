@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from relayer.chain.admin import Admin
+    from relayer.cli import rpc
     from relayer.cli.session import Deployment
     from relayer.feed import PriceSource, Tick
+    from relayer.manifest import Manifest
 
 oracle_app = typer.Typer(help="Oracle prices: push one, show them, keep them moving.", no_args_is_help=True)
 
@@ -68,7 +70,6 @@ def set_price(
 def _set_price_light(symbol: str, price_base: int) -> dict[str, Any] | None:
     """`oracle set` over raw JSON-RPC (relayer.cli.rpc): the same checks, transaction and answer as the
     web3 path. None, before anything is sent, when something is not as expected."""
-    from relayer.amounts import format_amount
     from relayer.cli import rpc
     from relayer.config import Settings
     from relayer.manifest import Manifest
@@ -80,10 +81,25 @@ def _set_price_light(symbol: str, price_base: int) -> dict[str, Any] | None:
         manifest = Manifest.read(settings.manifest_path)
     except (OSError, ValueError):
         return None
-    c = manifest.contracts
     try:
         signer = rpc.RawSigner(settings.operator_key.get_secret_value())
         node = rpc.Rpc(rpc.explicit_rpc_url() or manifest.rpc_url)
+    except rpc.Unexpected:
+        return None
+    try:
+        return _push_light(node, signer, manifest, symbol, price_base)
+    finally:
+        node.close()
+
+
+def _push_light(
+    node: rpc.Rpc, signer: rpc.RawSigner, manifest: Manifest, symbol: str, price_base: int
+) -> dict[str, Any] | None:
+    from relayer.amounts import format_amount
+    from relayer.cli import rpc
+
+    c = manifest.contracts
+    try:
         tokenof = rpc.call_string("tokenOf(string)", symbol)
         chain_id, code, token_word, nonce, block = node.batch(
             [
@@ -142,8 +158,6 @@ def _set_price_light(symbol: str, price_base: int) -> dict[str, Any] | None:
         )
     except rpc.Unexpected as exc:
         raise CliError(f"the price was set (tx {tx_hash}) but reading it back failed: {exc}") from None
-    finally:
-        node.close()
     price_now, updated_at, round_id = rpc.words(quote)[:3]
     now = int(latest["timestamp"], 16)
     return {
