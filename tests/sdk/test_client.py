@@ -112,7 +112,9 @@ def test_sync_client_trades_and_reads(api: Api) -> None:
 
         events = _take(c.events(), 5)
         assert all(isinstance(e, Event) and e.id is not None for e in events)
-        assert [e.id for e in events] == sorted({e.id for e in events})
+        assert [e.id for e in events] == _stored_event_ids(api, c.agent_id)[:5]
+        resumed = _take(c.events(last_event_id=events[2].id), 2)
+        assert [e.id for e in resumed] == [e.id for e in events[3:5]]
 
 
 def _take(stream: Any, n: int) -> list[Event]:
@@ -271,41 +273,42 @@ def test_events_resume_after_a_dropped_connection(api: Api) -> None:
             try:
                 for event in streaming.events():
                     got.put(event)
-            except BaseException as exc:
+            except BaseException as exc:  # handed to the test thread; closing the client ends it
                 got.put(exc)
 
-        threading.Thread(target=consume, daemon=True).start()
-        with client(api) as c:
-            p = c.open("NVDA", usdc="100", exits=LADDER)
-            first = _drain(got, until=lambda seen: len(seen) > 0)
-            time.sleep(0.5)
-            first += _drain(got, until=None)  # whatever else the open wrote
-            pipe.cut()  # the stream's connection dies
-            assert p.position_id is not None
-            c.add(p.position_id, usdc="50")
-            c.update_exits(p.position_id, [TakeProfit(2000), StopLoss(-300)])
-            expected = _all_events(c)
-        rest = _drain(got, until=lambda seen: len(first) + len(seen) >= len(expected))
-    ids = [e.id for e in first + rest]
-    assert ids == [e.id for e in expected], (ids, [e.id for e in expected])
-    assert len(rest) > 0
-
-
-def _all_events(c: AgentClient) -> list[Event]:
-    """Every event the agent has now, from a fresh stream read until it goes quiet."""
-    seen: list[Event] = []
-    q: queue.Queue[Event] = queue.Queue()
-
-    def read() -> None:
-        for e in c.events(reconnect=False):
-            q.put(e)
-
-    threading.Thread(target=read, daemon=True).start()
-    while True:
+        reader = threading.Thread(target=consume, daemon=True)
+        reader.start()
         try:
-            seen.append(q.get(timeout=1.5))
-        except queue.Empty:
-            return seen
+            with client(api) as c:
+                p = c.open("NVDA", usdc="100", exits=LADDER)
+                first = _drain(got, until=lambda seen: len(seen) > 0)
+                time.sleep(0.5)
+                first += _drain(got, until=None)  # whatever else the open wrote
+                pipe.cut()  # the stream's connection dies
+                assert p.position_id is not None
+                c.add(p.position_id, usdc="50")
+                c.update_exits(p.position_id, [TakeProfit(2000), StopLoss(-300)])
+            expected = _stored_event_ids(api, agent_id)
+            rest = _drain(got, until=lambda seen: len(first) + len(seen) >= len(expected))
+        finally:
+            streaming.close()
+            reader.join(timeout=10)
+    ids = [e.id for e in first + rest]
+    assert ids == expected and len(rest) > 0
+
+
+def _stored_event_ids(api: Api, agent_id: int) -> list[int]:
+    """What the relayer has stored for the agent, in order: what a stream from the start delivers."""
+    from sqlalchemy import select
+
+    from relayer.store.models import StreamEvent
+
+    with api.services.sessions() as session:
+        return list(
+            session.scalars(
+                select(StreamEvent.seq).where(StreamEvent.agent_id == agent_id).order_by(StreamEvent.seq)
+            )
+        )
 
 
 def _drain(got: queue.Queue[Event | BaseException], until: Any, timeout: float = 20) -> list[Event]:
