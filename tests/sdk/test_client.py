@@ -195,6 +195,8 @@ def test_each_rejection_raises_alphagrid_error_with_its_code(api: Api) -> None:
         _raises("trade_size_exceeded", 422, c.open, "NVDA", usdc="20000.000001", exits=LADDER)
         _raises("symbol_not_found", 404, c.open, "ZZZZ", usdc="1", exits=LADDER)
         _raises("invalid_request", 400, c.open, "NVDA", usdc="1.0000001", exits=LADDER)
+        expired = c.quote_open("NVDA", "100", LADDER, deadline=int(time.time()) - 60)
+        _raises("deadline_expired", 422, c.submit, expired)
         _raises("position_not_found", 404, c.add, 999_999, usdc="1")
         _raises("position_not_found", 404, c.position, 999_999)
         _raises("intent_not_found", 404, c.intent, 999_999)
