@@ -119,10 +119,12 @@ class WebhookDelivery:
         subscriptions: Subscriptions,
         policy: RetryPolicy | None = None,
         *,
-        batch: int = 32,
+        batch: int = 8,
         senders: int = 4,
-        lease_s: float = 60.0,
         timeout_s: float = 10.0,
+        # Longer than a claimed batch can take (batch / senders sends of at most `timeout_s` each), so
+        # no other process claims a row while this one still sends it.
+        lease_s: float = 30.0,
         refresh_s: float = 1.0,
         transport: httpx.BaseTransport | None = None,
         unit: Callable[[], float] = random.random,

@@ -111,9 +111,8 @@ def test_deliveries_verify_and_follow_the_filters(api: Api, receiver: Receiver) 
     # type filter + agent filter
     fill_docs = [verified(fills["secret"], d) for d in receiver.received("/fills")]
     assert [d["type"] for d in fill_docs] == ["fill"]
-    assert (
-        fill_docs[0]["agentId"] == str(agent_id)
-        and str(fill_docs[0]["data"]["positionId"]) == str(opened["positionId"])
+    assert fill_docs[0]["agentId"] == str(agent_id) and str(fill_docs[0]["data"]["positionId"]) == str(
+        opened["positionId"]
     )
     with pytest.raises(WebhookVerificationError):  # another subscription's secret does not verify
         verified(every["secret"], receiver.received("/fills")[0])
