@@ -16,9 +16,9 @@ import secrets
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from relayer.operators.webhooks import ALL
@@ -59,6 +59,9 @@ def body(seq: int, agent_id: int, type_: str, data: dict[str, Any], at: datetime
         "data": data,
     }
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+
+_OUTBOX_INSERT = insert(cast(Table, WebhookOutbox.__table__))
 
 
 class Subscriptions:
@@ -102,7 +105,7 @@ class Subscriptions:
     ) -> None:
         text = body(seq, agent_id, type_, data, datetime.now(UTC))
         session.execute(
-            insert(WebhookOutbox),
+            _OUTBOX_INSERT,  # a Core statement on the table: no ORM bulk machinery per event
             [
                 {
                     "subscription_id": sub_id,

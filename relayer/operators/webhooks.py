@@ -42,11 +42,11 @@ def check_url(url: str) -> str:
 
 def check_events(events: Sequence[str]) -> list[str]:
     if not events:
-        raise invalid_request("events: name at least one event type (or \"*\")", field="events")
+        raise invalid_request('events: name at least one event type (or "*")', field="events")
     unknown = [e for e in events if e != ALL and e not in EVENT_TYPES]
     if unknown:
         raise invalid_request(
-            f"events: unknown event type {unknown[0]!r} (known: {', '.join(EVENT_TYPES)}, or \"*\")",
+            f'events: unknown event type {unknown[0]!r} (known: {", ".join(EVENT_TYPES)}, or "*")',
             field="events",
             known=list(EVENT_TYPES),
         )
