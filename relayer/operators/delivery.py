@@ -166,25 +166,36 @@ class WebhookDelivery:
     def claim(self) -> list[Claimed]:
         now = datetime.now(UTC)
         o, s = WebhookOutbox, WebhookSubscription
+        claimable = (
+            o.status == "pending",
+            o.next_attempt_at <= now,
+            or_(o.lease_until.is_(None), o.lease_until < now),
+        )
+        # MATERIALIZED: PostgreSQL runs the locking subquery once (as a plain IN-subquery it may run
+        # again and claim more than `batch` rows).
+        due = (
+            select(o.id)
+            .where(*claimable)
+            .order_by(o.id)
+            .limit(self.batch)
+            .with_for_update(skip_locked=True)
+            .cte("due")
+            .prefix_with("MATERIALIZED")
+        )
         with self.sessions.begin() as session:
+            # One statement: SQLite runs it under its write lock, PostgreSQL skips rows another process
+            # has locked and re-checks the conditions on the rows it locks; either way no row is
+            # claimed twice (a SELECT then an UPDATE would let two workers claim the same rows).
             ids = list(
                 session.execute(
-                    select(o.id)
-                    .where(
-                        o.status == "pending",
-                        o.next_attempt_at <= now,
-                        or_(o.lease_until.is_(None), o.lease_until < now),
-                    )
-                    .order_by(o.id)
-                    .limit(self.batch)
-                    .with_for_update(skip_locked=True)
+                    update(o)
+                    .where(o.id.in_(select(due.c.id)), *claimable)
+                    .values(lease_until=now + timedelta(seconds=self.lease_s))
+                    .returning(o.id)
                 ).scalars()
             )
             if not ids:
                 return []
-            session.execute(
-                update(o).where(o.id.in_(ids)).values(lease_until=now + timedelta(seconds=self.lease_s))
-            )
             rows = session.execute(
                 select(
                     o.id,
