@@ -183,6 +183,10 @@ class WebhookDelivery:
             .prefix_with("MATERIALIZED")
         )
         with self.sessions.begin() as session:
+            # A plain read first: when nothing is due (most rounds) no write lock is taken, which on
+            # SQLite would make the hot path's writers wait.
+            if session.execute(select(o.id).where(*claimable).limit(1)).first() is None:
+                return []
             # One statement: SQLite runs it under its write lock, PostgreSQL skips rows another process
             # has locked and re-checks the conditions on the rows it locks; either way no row is
             # claimed twice (a SELECT then an UPDATE would let two workers claim the same rows).
