@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relayer.api import errors
-from relayer.api.routes import agents, events, health, intents, markets, positions
+from relayer.api.routes import agents, events, health, intents, markets, positions, webhooks
 from relayer.service import Services
 
 MAX_BODY_BYTES = 64 * 1024
@@ -22,7 +22,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (health, markets, agents, positions, intents, events):
+    for module in (health, markets, agents, positions, intents, events, webhooks):
         app.include_router(module.router)
 
     app.add_middleware(RouteMetrics, services=services)

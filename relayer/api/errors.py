@@ -29,6 +29,8 @@ def install(app: FastAPI) -> None:
         retry_after = exc.details.get("retryAfterS")
         if exc.code == "rate_limited" and isinstance(retry_after, (int, float)):
             response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        if exc.code == "unauthorized":  # RFC 6750: a 401 names the scheme the endpoint takes
+            response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
     @app.exception_handler(RequestValidationError)
