@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Submits per agent: a sustained rate and a burst (429 rate_limited beyond them).
     submit_rate_per_s: float = Field(default=20.0, gt=0)
     submit_burst: int = Field(default=100, ge=1)
+    # Unauthenticated failed submits (malformed, unknown ids, bad signatures) per client address.
+    unauthenticated_rate_per_s: float = Field(default=2.0, gt=0)
+    unauthenticated_burst: int = Field(default=20, ge=1)
     artifacts_dir: Path = REPO_ROOT / "out"
     abi_dir: Path = REPO_ROOT / "abi"
 

@@ -55,6 +55,7 @@ class Services:
     metrics: Metrics
     domain: eip712.Domain
     limiter: RateLimiter
+    strangers: RateLimiter
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     keeper_jobs: KeeperJobs | None = None
@@ -157,4 +158,5 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         metrics=metrics,
         domain=domain,
         limiter=RateLimiter(settings.submit_rate_per_s, settings.submit_burst),
+        strangers=RateLimiter(settings.unauthenticated_rate_per_s, settings.unauthenticated_burst),
     )

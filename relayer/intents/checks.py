@@ -58,9 +58,15 @@ class Context:
 
 
 def _signature(b: Built, ctx: Context) -> RelayerError | None:
+    return signature_error(b, ctx.domain)
+
+
+def signature_error(b: Built, domain: eip712.Domain) -> RelayerError | None:
+    """None when the intent is signed by its agent's signer (what a submit must show before it may
+    spend anything of the agent's, such as its rate limit)."""
     if b.signature is None:
         return None
-    digest = b.digest(ctx.domain)
+    digest = b.digest(domain)
     try:
         recovered = eip712.recover_signer(digest, b.signature)
     except eip712.SignatureError as exc:
