@@ -69,7 +69,7 @@ def set_price(
 def show(symbols: SymbolsOption = None, as_json: JsonOption = False) -> None:
     """The oracle's current prices, their age and whether the router would take them as fresh."""
     out = Output(as_json)
-    dep = Session.load().deployment()
+    dep = Session.load().deployment(signs="nothing")
     prices = read_prices(dep.admin, _selected(dep, symbols))
     out.emit({"prices": prices}, lambda console: console.print(prices_table(prices)))
 
