@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     # Unauthenticated failed submits (malformed, unknown ids, bad signatures) per client address.
     unauthenticated_rate_per_s: float = Field(default=2.0, gt=0)
     unauthenticated_burst: int = Field(default=20, ge=1)
+    # Slow clients: the request headers, the body, an idle keep-alive connection (seconds), and the
+    # open connections (default: the descriptor limit minus a reserve, `relayer.server`).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    keepalive_timeout_s: float = Field(default=5.0, ge=1)
+    max_connections: int | None = Field(default=None, ge=1)
     artifacts_dir: Path = REPO_ROOT / "out"
     abi_dir: Path = REPO_ROOT / "abi"
 
