@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(default=10.0, gt=0)
     keepalive_timeout_s: float = Field(default=5.0, ge=1)
     max_connections: int | None = Field(default=None, ge=1)
+    # Open SSE streams: in total, and per client address (429 rate_limited beyond).
+    max_streams: int = Field(default=1_000, ge=1)
+    max_streams_per_client: int = Field(default=8, ge=1)
     artifacts_dir: Path = REPO_ROOT / "out"
     abi_dir: Path = REPO_ROOT / "abi"
 
