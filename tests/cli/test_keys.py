@@ -109,3 +109,34 @@ def test_a_custom_operator_key_is_never_printed(mainnet_like: Anvil, tmp_path: P
     assert result.exit_code == 0, result.stderr
     for text in (result.stdout, result.stderr, (tmp_path / "deployment.json").read_text()):
         assert OWN_OPERATOR.removeprefix("0x") not in text
+
+
+def test_up_shows_the_development_operator_key_but_never_a_custom_one() -> None:
+    """`alphagrid up` prints the local stack's keys (public Anvil keys, as the README shows); with
+    ALPHAGRID_OPERATOR_KEY set to the operator's own key, the summary carries no key to print."""
+    from rich.console import Console
+
+    from relayer.cli.up import _render
+
+    def rendered(key: str | None) -> str:
+        doc = {
+            "rpcUrl": "http://127.0.0.1:1",
+            "chainId": 31337,
+            "blockTimeS": None,
+            "apiUrl": "http://x",
+            "manifestPath": "m",
+            "feed": {"running": False},
+            "contracts": {},
+            "tokens": [],
+            "tracks": [],
+            "vaults": [],
+            "demoAgents": [],
+            "operator": {"address": "0xabc", "key": key},
+        }
+        console = Console(record=True, width=200)
+        _render(doc)(console)
+        return console.export_text()
+
+    assert OPERATOR_KEY in rendered(OPERATOR_KEY)
+    text = rendered(None)
+    assert "your own key: not shown" in text and "None" not in text
