@@ -89,10 +89,11 @@ def _submit(
     # The agent's bucket is charged only for an intent its signer signed (a stranger's failures are
     # counted per address by `ratelimit.StrangerLimit`), keyed by the parsed id.
     b = services.intents.built(agent_id, primary_type, raw)
-    unsigned = checks.signature_error(b, services.domain)
-    if unsigned is not None:
-        raise unsigned
-    retry_after_s = services.limiter.take(b.agent.agent_id)
+    # Not the agent's signature: the submit answers without spending the agent's budget (the record
+    # of the same message if there is one, 503 if the node changed chains, else 401 before anything
+    # else is checked); `StrangerLimit` counts the failure against the client's address.
+    signed_by_agent = checks.signature_error(b, services.domain) is None
+    retry_after_s = services.limiter.take(b.agent.agent_id) if signed_by_agent else 0.0
     if retry_after_s > 0:
         raise RelayerError(
             "rate_limited",
