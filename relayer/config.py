@@ -20,7 +20,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from eth_account import Account
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -63,6 +62,7 @@ def _read_secret_file(path: Path, name: str) -> str:
 
 
 def _decrypt_keystore(path: Path, password: str, name: str) -> str:
+    from eth_account import Account  # only here: commands that must start fast import this module
     try:
         keystore = json.loads(_read_secret_file(path, name))
     except json.JSONDecodeError:
