@@ -61,6 +61,7 @@ class Services:
     subscriptions: Subscriptions
     webhooks: WebhookDelivery
     keys: KeyChecker
+    strangers: RateLimiter
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     keeper_jobs: KeeperJobs | None = None
@@ -172,4 +173,5 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         subscriptions=subscriptions,
         webhooks=WebhookDelivery(sessions, subscriptions),
         keys=KeyChecker(),
+        strangers=RateLimiter(settings.unauthenticated_rate_per_s, settings.unauthenticated_burst),
     )

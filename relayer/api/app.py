@@ -9,6 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relayer.api import errors
 from relayer.api.routes import agents, events, health, intents, markets, positions, webhooks
+from relayer.ratelimit import StrangerLimit
 from relayer.service import Services
 
 MAX_BODY_BYTES = 64 * 1024
@@ -25,6 +26,7 @@ def create_app(services: Services) -> FastAPI:
     for module in (health, markets, agents, positions, intents, events, webhooks):
         app.include_router(module.router)
 
+    app.add_middleware(StrangerLimit, services=services)
     app.add_middleware(RouteMetrics, services=services)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     return app

@@ -18,6 +18,16 @@ from relayer.state import ChainState
 
 BPS = 10_000
 
+# A transaction sent now is included at the earliest in the next block (`Context.now`); a deadline
+# that leaves less than this margin after it may pass while the transaction travels, and the router
+# would revert it with the gas spent (`DeadlineExpired`). Refused before anything is sent.
+DEADLINE_MARGIN_S = 2
+# A signed intent stays valid until its deadline: beyond this horizon it is refused (400), so a
+# deadline of 2²⁵⁶−1 cannot make an intent valid for ever.
+MAX_DEADLINE_HORIZON_S = 30 * 86_400
+# What the hint in a `deadline_expired` answer leaves after the margin.
+SUGGESTED_DEADLINE_S = 60
+
 
 @dataclass(frozen=True)
 class Check:
@@ -43,12 +53,20 @@ class Context:
     expected_nonce: int
     book: AgentBook  # rolled to `now`, with the agent's in-flight buys counted
     track: Track
+    deadline_margin_s: int = DEADLINE_MARGIN_S
+    max_deadline_horizon_s: int = MAX_DEADLINE_HORIZON_S
 
 
 def _signature(b: Built, ctx: Context) -> RelayerError | None:
+    return signature_error(b, ctx.domain)
+
+
+def signature_error(b: Built, domain: eip712.Domain) -> RelayerError | None:
+    """None when the intent is signed by its agent's signer (what a submit must show before it may
+    spend anything of the agent's, such as its rate limit)."""
     if b.signature is None:
         return None
-    digest = b.digest(ctx.domain)
+    digest = b.digest(domain)
     try:
         recovered = eip712.recover_signer(digest, b.signature)
     except eip712.SignatureError as exc:
@@ -84,12 +102,27 @@ def _nonce(b: Built, ctx: Context) -> RelayerError | None:
 
 
 def _deadline(b: Built, ctx: Context) -> RelayerError | None:
+    """Judged against the time the transaction can be included (the next block, never before the
+    latest one + 1) plus a margin, and refused beyond the horizon."""
     deadline = b.intent.deadline
-    if ctx.now > deadline:
+    earliest = ctx.now + ctx.deadline_margin_s
+    if deadline < earliest:
         return RelayerError(
             "deadline_expired",
-            f"deadline {deadline} has passed (chain time {ctx.now})",
-            {"deadline": deadline, "now": ctx.now},
+            f"deadline {deadline} cannot be met: the transaction would be included at chain time "
+            f"{ctx.now} at the earliest, and the relayer needs {ctx.deadline_margin_s} s of margin",
+            {
+                "deadline": deadline,
+                "now": ctx.now,
+                "marginS": ctx.deadline_margin_s,
+                "suggestion": {"deadline": earliest + SUGGESTED_DEADLINE_S},
+            },
+        )
+    if deadline > ctx.now + ctx.max_deadline_horizon_s:
+        return invalid_request(
+            f"deadline too far: at most {ctx.max_deadline_horizon_s} s after the chain time {ctx.now}",
+            field="deadline",
+            maxDeadline=ctx.now + ctx.max_deadline_horizon_s,
         )
     return None
 

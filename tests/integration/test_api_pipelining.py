@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from httpx import Response
 
+from relayer.intents.checks import DEADLINE_MARGIN_S
+
 from .conftest import Api
 from .test_api_idempotency import nonces_used
 from .test_api_rejections import LADDER, SL, TP, open_position, rpc, settle, signed, submit
@@ -127,7 +129,7 @@ def test_a_predecessor_that_fails_does_not_strand_its_successors(api: Api) -> No
             symbol="AAPL",
             usdcAmount="1000",
             exits=LADDER,
-            message={"deadline": now + 1},
+            message={"deadline": now + DEADLINE_MARGIN_S},  # the earliest accepted
         )
         r1 = submit(api, agent_id, "OpenPosition", short, headers=NO_WAIT)
         assert r1.status_code == 202, r1.text

@@ -85,16 +85,22 @@ def _submit(
     key: str | None,
     prefer: str | None,
 ) -> JSONResponse:
-    retry_after_s = services.limiter.take(str(agent_id))
+    raw = body.model_dump()
+    # The agent's bucket is charged only for an intent its signer signed (a stranger's failures are
+    # counted per address by `ratelimit.StrangerLimit`), keyed by the parsed id.
+    b = services.intents.built(agent_id, primary_type, raw)
+    # Not the agent's signature: the submit answers without spending the agent's budget (the record
+    # of the same message if there is one, 503 if the node changed chains, else 401 before anything
+    # else is checked); `StrangerLimit` counts the failure against the client's address.
+    signed_by_agent = checks.signature_error(b, services.domain) is None
+    retry_after_s = services.limiter.take(b.agent.agent_id) if signed_by_agent else 0.0
     if retry_after_s > 0:
         raise RelayerError(
             "rate_limited",
-            f"agent {agent_id} is submitting faster than {services.settings.submit_rate_per_s:g}/s",
+            f"agent {b.agent.agent_id} is submitting faster than {services.settings.submit_rate_per_s:g}/s",
             {"retryAfterS": round(retry_after_s, 3)},
         )
-    result = services.intents.submit(
-        agent_id, primary_type, body.model_dump(), idempotency_key=key, wait_s=_wait(prefer)
-    )
+    result = services.intents.submit(agent_id, primary_type, raw, idempotency_key=key, wait_s=_wait(prefer))
     services.metrics.intents.labels(primary_type, str(result.status_code)).inc()
     return JSONResponse(result.body, status_code=result.status_code)
 
