@@ -99,7 +99,7 @@ def _resolve_position(service: IntentService, agent: AgentInfo, params: Mapping[
 
 
 def quote(
-    service: IntentService, agent_id: str, primary_type: str, params: Mapping[str, str]
+    service: IntentService, agent_id: int | str, primary_type: str, params: Mapping[str, str]
 ) -> dict[str, Any]:
     now = service.chain_now()
     with service.sessions() as session, service.state.read():

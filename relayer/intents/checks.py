@@ -9,14 +9,16 @@ from dataclasses import dataclass
 from relayer import eip712
 from relayer.amounts import format_amount
 from relayer.domain import exits as exit_math
-from relayer.domain.ladder import LadderInvalid, validate_ladder
-from relayer.domain.limits import AgentBook, LimitExceeded, check_buy
+from relayer.domain.ladder import MAX_RULES, LadderInvalid, exits_to_json, validate_ladder
+from relayer.domain.limits import SECONDS_PER_DAY, AgentBook, LimitExceeded, check_buy, usage, utc_day
 from relayer.domain.track import Track
 from relayer.errors import RelayerError, invalid_request
 from relayer.intents.build import USDC_DECIMALS, Built
 from relayer.state import ChainState
 
 BPS = 10_000
+# What a deadline suggestion leaves to sign and submit (a quote's default, relayer.quotes).
+SUGGESTED_DEADLINE_S = 300
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def _nonce(b: Built, ctx: Context) -> RelayerError | None:
         return RelayerError(
             "nonce_mismatch",
             f"expected nonce {ctx.expected_nonce}, got {got}",
-            {"expected": ctx.expected_nonce},
+            {"expected": ctx.expected_nonce, "suggestion": {"nonce": ctx.expected_nonce}},
         )
     return None
 
@@ -89,7 +91,11 @@ def _deadline(b: Built, ctx: Context) -> RelayerError | None:
         return RelayerError(
             "deadline_expired",
             f"deadline {deadline} has passed (chain time {ctx.now})",
-            {"deadline": deadline, "now": ctx.now},
+            {
+                "deadline": deadline,
+                "now": ctx.now,
+                "suggestion": {"deadline": ctx.now + SUGGESTED_DEADLINE_S},
+            },
         )
     return None
 
@@ -134,9 +140,11 @@ def _ladder(b: Built, ctx: Context) -> RelayerError | None:
     try:
         validate_ladder(b.exits, ctx.track)
     except LadderInvalid as exc:
-        return RelayerError(
-            "exit_ladder_invalid", str(exc), {"ruleIndex": exc.rule_index, "reason": exc.reason.name}
-        )
+        details: dict[str, object] = {"ruleIndex": exc.rule_index, "reason": exc.reason.name}
+        fixed = suggest_ladder(b.exits, ctx.track)
+        if fixed is not None:
+            details["suggestion"] = {"exits": exits_to_json(fixed)}
+        return RelayerError("exit_ladder_invalid", str(exc), details)
     return None
 
 
@@ -161,7 +169,10 @@ def _limits(b: Built, ctx: Context) -> RelayerError | None:
         check_buy(ctx.book, ctx.track, b.usdc_amount)
     except LimitExceeded as exc:
         # The domain speaks base units (the revert's arguments); the API speaks USDC (SPEC §2.1).
-        human = {k: format_amount(v, USDC_DECIMALS) for k, v in exc.details.items()}
+        human: dict[str, object] = {k: format_amount(v, USDC_DECIMALS) for k, v in exc.details.items()}
+        suggestion = suggest_buy(ctx.book, ctx.track, ctx.now, exc.code)
+        if suggestion is not None:
+            human["suggestion"] = suggestion
         return RelayerError(exc.code, exc.message, human)
     except ValueError as exc:
         return invalid_request(str(exc))
@@ -176,7 +187,11 @@ def _oracle(b: Built, ctx: Context) -> RelayerError | None:
         return RelayerError(
             "oracle_stale",
             f"the {b.token.symbol} price is older than {ctx.state.max_price_age_s} s",
-            {"symbol": b.token.symbol, "updatedAt": price.updated_at if price else None},
+            {
+                "symbol": b.token.symbol,
+                "updatedAt": price.updated_at if price else None,
+                "suggestion": {"retryAfterS": RETRY_AFTER_S},
+            },
         )
     return None
 
@@ -214,6 +229,79 @@ def _slippage(b: Built, ctx: Context) -> RelayerError | None:
             },
         )
     return None
+
+
+# ---------------------------------------------------------------------- suggestions (SPEC §5.2)
+
+# What a 503 suggests: the oracle is pushed every few seconds and a node restart takes as long.
+RETRY_AFTER_S = 5
+
+
+def largest_buy(book: AgentBook, track: Track) -> int:
+    """The largest USDC amount (base units) a buy may have and pass every track limit that depends on
+    the amount — trade size, headroom and today's turnover — computed from the same figures
+    `check_buy` uses; 0 when none fits. Exact integers: `check_buy(book, track, largest_buy(...))`
+    passes whenever the result is positive and the daily loss limit is not reached."""
+    u = usage(book, track)
+    return max(min(u.max_trade_size, u.headroom, u.max_daily_turnover - book.turnover_today), 0)
+
+
+def suggest_buy(book: AgentBook, track: Track, now: int, code: str) -> dict[str, object] | None:
+    """The fix for a buy a track limit refuses: a smaller `usdcAmount`, or for the daily loss limit the
+    start of the next UTC day (`notBefore`), when buys resume."""
+    if code == "daily_loss_limit_reached":
+        return {"notBefore": (utc_day(now) + 1) * SECONDS_PER_DAY}
+    largest = largest_buy(book, track)
+    if largest <= 0:
+        return None
+    return {"usdcAmount": format_amount(largest, USDC_DECIMALS)}
+
+
+def _default_stop(track: Track) -> int:
+    return -min(1_000, track.max_stop_loss_bps)
+
+
+def _default_take(track: Track) -> int:
+    return min(max(2_000, track.min_take_profit_bps), track.max_take_profit_bps)
+
+
+def suggest_ladder(
+    rules: tuple[eip712.ExitRule, ...] | list[eip712.ExitRule], track: Track
+) -> tuple[eip712.ExitRule, ...] | None:
+    """The nearest ladder the track accepts: each trigger moved inside the track's bounds (a stop-loss
+    that is not negative, or a take-profit not positive, gets the quote's default level), `exitBps`
+    within 1..10000, at most `MAX_RULES` rules, a required stop-loss or take-profit added, and the last
+    rule exiting everything. None when the track accepts no ladder at all. The result is checked with
+    `validate_ladder`, so a suggestion always validates."""
+    stop, take = eip712.TriggerType.STOP_LOSS, eip712.TriggerType.TAKE_PROFIT
+    fixed: list[eip712.ExitRule] = []
+    for rule in rules:
+        t = rule.trigger_bps
+        if rule.trigger_type == stop:
+            t = _default_stop(track) if t >= 0 else max(t, -track.max_stop_loss_bps)
+        elif rule.trigger_type == take:
+            t = (
+                _default_take(track)
+                if t <= 0
+                else min(max(t, track.min_take_profit_bps), track.max_take_profit_bps)
+            )
+        else:
+            continue
+        fixed.append(eip712.ExitRule(rule.trigger_type, t, min(max(rule.exit_bps, 1), BPS)))
+    need_stop = track.require_stop_loss and not any(r.trigger_type == stop for r in fixed)
+    need_take = track.require_take_profit and not any(r.trigger_type == take for r in fixed)
+    fixed = fixed[: MAX_RULES - need_stop - need_take]
+    if need_take:
+        fixed.insert(0, eip712.ExitRule(take, _default_take(track), BPS // 2))
+    if need_stop or not fixed:
+        fixed.append(eip712.ExitRule(stop, _default_stop(track), BPS))
+    last = fixed[-1]
+    fixed[-1] = eip712.ExitRule(last.trigger_type, last.trigger_bps, BPS)
+    try:
+        validate_ladder(fixed, track)
+    except LadderInvalid:
+        return None
+    return tuple(fixed)
 
 
 SIGNED_CHECKS: tuple[tuple[str, Callable[[Built, Context], RelayerError | None]], ...] = (
