@@ -270,31 +270,45 @@ def suggest_ladder(
 ) -> tuple[eip712.ExitRule, ...] | None:
     """The nearest ladder the track accepts: each trigger moved inside the track's bounds (a stop-loss
     that is not negative, or a take-profit not positive, gets the quote's default level), `exitBps`
-    within 1..10000, at most `MAX_RULES` rules, a required stop-loss or take-profit added, and the last
-    rule exiting everything. None when the track accepts no ladder at all. The result is checked with
-    `validate_ladder`, so a suggestion always validates."""
+    within 1..10000, a required stop-loss or take-profit added, rules the track cannot hold dropped, at
+    most `MAX_RULES` rules, and the last rule exiting everything. None when the track accepts no
+    ladder at all. The result is checked with `validate_ladder`, so a suggestion always validates."""
     stop, take = eip712.TriggerType.STOP_LOSS, eip712.TriggerType.TAKE_PROFIT
+    possible = {
+        stop: track.max_stop_loss_bps >= 1,
+        take: max(track.min_take_profit_bps, 1) <= track.max_take_profit_bps,
+    }
+    required = {stop: track.require_stop_loss, take: track.require_take_profit}
     fixed: list[eip712.ExitRule] = []
     for rule in rules:
-        t = rule.trigger_bps
-        if rule.trigger_type == stop:
+        kind, t = rule.trigger_type, rule.trigger_bps
+        if kind not in possible or not possible[kind]:
+            continue
+        if kind == stop:
             t = _default_stop(track) if t >= 0 else max(t, -track.max_stop_loss_bps)
-        elif rule.trigger_type == take:
+        else:
             t = (
                 _default_take(track)
                 if t <= 0
                 else min(max(t, track.min_take_profit_bps), track.max_take_profit_bps)
             )
-        else:
-            continue
-        fixed.append(eip712.ExitRule(rule.trigger_type, t, min(max(rule.exit_bps, 1), BPS)))
-    need_stop = track.require_stop_loss and not any(r.trigger_type == stop for r in fixed)
-    need_take = track.require_take_profit and not any(r.trigger_type == take for r in fixed)
-    fixed = fixed[: MAX_RULES - need_stop - need_take]
-    if need_take:
+        fixed.append(eip712.ExitRule(kind, t, min(max(rule.exit_bps, 1), BPS)))
+    if required[take] and not any(r.trigger_type == take for r in fixed):
         fixed.insert(0, eip712.ExitRule(take, _default_take(track), BPS // 2))
-    if need_stop or not fixed:
+    if required[stop] and not any(r.trigger_type == stop for r in fixed):
         fixed.append(eip712.ExitRule(stop, _default_stop(track), BPS))
+    if not fixed:
+        kind = stop if possible[stop] else take
+        fixed.append(
+            eip712.ExitRule(kind, _default_stop(track) if kind == stop else _default_take(track), BPS)
+        )
+    while len(fixed) > MAX_RULES:
+        # Drop from the end, never the last rule nor the only rule of a required kind.
+        for i in range(len(fixed) - 2, -1, -1):
+            kind = fixed[i].trigger_type
+            if not required[kind] or sum(r.trigger_type == kind for r in fixed) > 1:
+                del fixed[i]
+                break
     last = fixed[-1]
     fixed[-1] = eip712.ExitRule(last.trigger_type, last.trigger_bps, BPS)
     try:
