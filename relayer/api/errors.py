@@ -64,7 +64,11 @@ def install(app: FastAPI) -> None:
             error = ctx.get("error", "") if isinstance(ctx, dict) else ""
             message = f"body: malformed JSON ({error})"
             return error_response(400, "invalid_request", message, {"field": "body"})
-        where = ".".join(str(p) for p in first.get("loc", ()) if p not in _NOT_FIELDS) or "body"
+        loc = tuple(first.get("loc", ()))
+        parts = [str(p) for p in loc if p not in _NOT_FIELDS]
+        if loc and loc[0] in ("query", "path", "header"):
+            parts = parts[:1]  # the parameter; the rest names a member of its type (`constrained-int`)
+        where = ".".join(parts) or "body"
         return error_response(400, "invalid_request", f"{where}: {first.get('msg')}", {"field": where})
 
     @app.exception_handler(StarletteHTTPException)

@@ -9,7 +9,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -41,14 +42,9 @@ def _event_id(raw: object) -> object:
 
 
 LastEventId = Annotated[
-    int | None,
+    Annotated[int, Field(ge=0, le=MAX_DB_ID)] | SkipJsonSchema[None],
+    Header(alias="Last-Event-ID", description="The last event id received: the stream resumes after it."),
     BeforeValidator(_event_id),
-    Header(
-        alias="Last-Event-ID",
-        ge=0,
-        le=MAX_DB_ID,
-        description="The last event id received: the stream resumes after it.",
-    ),
 ]
 
 

@@ -292,7 +292,7 @@ def list_intents(
     agent_id: AgentIdPath,
     services: ServicesDep,
     limit: Annotated[
-        int, StrictUint, Query(ge=1, le=1000, description="At most this many, newest first.")
+        int, Query(ge=1, le=1000, description="At most this many, newest first."), StrictUint
     ] = 100,
 ) -> JSONResponse:
     with services.state.read():

@@ -49,11 +49,11 @@ def _id_path(description: str) -> Any:
 
 # Ids in paths: ASCII digits only (no `²`, `١`, `+7`, `1_0`), 1..2**63-1, so a lookup never reaches the
 # database with a number it cannot hold. Anything else is 400 invalid_request.
-_StrictId = BeforeValidator(_strict_id)
-AgentIdPath = Annotated[int, _StrictId, _id_path("The agent's id (the AgentRegistry's agentId).")]
-PositionIdPath = Annotated[int, _StrictId, _id_path("The position's id (the TradeRouter's positionId).")]
-VaultIdPath = Annotated[int, _StrictId, _id_path("The vault's id (the AgentRegistry's vaultId).")]
-IntentIdPath = Annotated[int, _StrictId, _id_path("The intent's id, as a submit answered it.")]
+_StrictId = BeforeValidator(_strict_id)  # after the Path(...): its bounds stay in the document
+AgentIdPath = Annotated[int, _id_path("The agent's id (the AgentRegistry's agentId)."), _StrictId]
+PositionIdPath = Annotated[int, _id_path("The position's id (the TradeRouter's positionId)."), _StrictId]
+VaultIdPath = Annotated[int, _id_path("The vault's id (the AgentRegistry's vaultId)."), _StrictId]
+IntentIdPath = Annotated[int, _id_path("The intent's id, as a submit answered it."), _StrictId]
 
 
 # ---------------------------------------------------------------------- errors

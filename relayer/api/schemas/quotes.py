@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from relayer.api.schemas.common import Public, StrictUint
 from relayer.api.schemas.reads import ExitRulePublic, LimitsPublic
 from relayer.numbers import MAX_DB_ID, MAX_UINT256
 
+# Bounds on the inner int and the strict validator last: that keeps the bounds in the document.
 _Strict = StrictUint
 
 _AMOUNT = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
@@ -33,12 +35,20 @@ _BY_SYMBOL = "The open position's symbol, instead of positionId."
 _DEADLINE = "Unix seconds the signature is valid until; default now + 300 s."
 _SLIPPAGE = "Slippage allowance against the oracle price in bps, 0..10000; default 100."
 
-Slippage = Annotated[int | None, _Strict, Field(default=None, ge=0, le=10_000, description=_SLIPPAGE)]
-Deadline = Annotated[int | None, _Strict, Field(default=None, ge=0, le=MAX_UINT256, description=_DEADLINE)]
-PositionIdQuery = Annotated[
-    int | None,
+Slippage = Annotated[
+    Annotated[int, Field(ge=0, le=10_000)] | SkipJsonSchema[None],
+    Field(default=None, description=_SLIPPAGE),
     _Strict,
-    Field(default=None, ge=1, le=MAX_DB_ID, description="The position; or give `symbol` instead."),
+]
+Deadline = Annotated[
+    Annotated[int, Field(ge=0, le=MAX_UINT256)] | SkipJsonSchema[None],
+    Field(default=None, description=_DEADLINE),
+    _Strict,
+]
+PositionIdQuery = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_DB_ID)] | SkipJsonSchema[None],
+    Field(default=None, description="The position; or give `symbol` instead."),
+    _Strict,
 ]
 Symbol = Annotated[str, Field(max_length=11, pattern=r"^[A-Z0-9.]{1,11}$", examples=["NVDA"])]
 
@@ -54,35 +64,45 @@ class _Query(BaseModel):
 
 class QuoteOpenQuery(_Query):
     symbol: Symbol = Field(description="The token to buy.")
-    usdcAmount: str | None = _amount("USDC to spend; without it the quote names it in `missing`.")
-    exits: str | None = Field(default=None, max_length=4096, description=_EXITS)
-    minTokenOut: str | None = _amount("The least tokens to accept; default: the expected fill less slippage.")
+    usdcAmount: str | SkipJsonSchema[None] = _amount(
+        "USDC to spend; without it the quote names it in `missing`."
+    )
+    exits: str | SkipJsonSchema[None] = Field(default=None, max_length=4096, description=_EXITS)
+    minTokenOut: str | SkipJsonSchema[None] = _amount(
+        "The least tokens to accept; default: the expected fill less slippage."
+    )
     maxSlippageBps: Slippage = None
     deadline: Deadline = None
 
 
 class QuoteAddQuery(_Query):
     positionId: PositionIdQuery = None
-    symbol: Symbol | None = Field(default=None, description=_BY_SYMBOL)
-    usdcAmount: str | None = _amount("USDC to add; without it the quote names it in `missing`.")
-    minTokenOut: str | None = _amount("The least tokens to accept; default: the expected fill less slippage.")
+    symbol: Symbol | SkipJsonSchema[None] = Field(default=None, description=_BY_SYMBOL)
+    usdcAmount: str | SkipJsonSchema[None] = _amount(
+        "USDC to add; without it the quote names it in `missing`."
+    )
+    minTokenOut: str | SkipJsonSchema[None] = _amount(
+        "The least tokens to accept; default: the expected fill less slippage."
+    )
     maxSlippageBps: Slippage = None
     deadline: Deadline = None
 
 
 class QuoteReduceQuery(_Query):
     positionId: PositionIdQuery = None
-    symbol: Symbol | None = Field(default=None, description=_BY_SYMBOL)
-    tokenAmount: str | None = _amount("Tokens to sell; default: the whole position.")
-    minUsdcOut: str | None = _amount("The least USDC to accept; default: the expected fill less slippage.")
+    symbol: Symbol | SkipJsonSchema[None] = Field(default=None, description=_BY_SYMBOL)
+    tokenAmount: str | SkipJsonSchema[None] = _amount("Tokens to sell; default: the whole position.")
+    minUsdcOut: str | SkipJsonSchema[None] = _amount(
+        "The least USDC to accept; default: the expected fill less slippage."
+    )
     maxSlippageBps: Slippage = None
     deadline: Deadline = None
 
 
 class QuoteLadderQuery(_Query):
     positionId: PositionIdQuery = None
-    symbol: Symbol | None = Field(default=None, description=_BY_SYMBOL)
-    exits: str | None = Field(default=None, max_length=4096, description=_EXITS)
+    symbol: Symbol | SkipJsonSchema[None] = Field(default=None, description=_BY_SYMBOL)
+    exits: str | SkipJsonSchema[None] = Field(default=None, max_length=4096, description=_EXITS)
     deadline: Deadline = None
 
 
