@@ -8,7 +8,8 @@ Strict on purpose, like ``relayer.amounts``: a number an agent sends is read one
   ``int()`` raises) and ``١`` (read as 1), and ``int()`` takes `` 7``, ``+7`` and ``1_0``.
 - Bounded length before ``int()`` ever runs: CPython refuses to convert more than 4300 digits, and
   a bound keeps the conversion cheap.
-- Bounded value: a database id never goes past int64 (SQLite raises ``OverflowError`` on it).
+- Bounded value: a database id never goes past what its column holds (PostgreSQL's INTEGER refuses
+  more than int32 with an error, SQLite more than int64 with ``OverflowError``).
 
 The JSON decoder refuses duplicate keys (which of two ``"nonce"`` was signed?), ``NaN`` and
 ``Infinity`` (not JSON), and integers of more than ``MAX_JSON_INT_DIGITS`` digits.
@@ -20,7 +21,10 @@ import json
 import re
 from typing import Any, Final, Literal, TypeAlias
 
-MAX_DB_ID: Final = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT; int64 in every client
+# The ids' columns (intents.id, stream_events.seq, agent_id, position_id) are INTEGER: int32 in
+# PostgreSQL, which refuses a larger parameter with an error (SQLite's limit is int64). Raise this with a
+# migration to BIGINT.
+MAX_DB_ID: Final = 2**31 - 1
 MAX_UINT256: Final = 2**256 - 1
 # 2**256 has 78 digits: every uint256 fits, with room for a client's leading zeros; past this a JSON
 # integer is refused as malformed before int() runs.
@@ -30,9 +34,9 @@ MAX_JSON_INT_DIGITS: Final = 100
 ID_JSON_SCHEMA: Final[dict[str, Any]] = {
     "anyOf": [
         {"type": "integer", "minimum": 1, "maximum": MAX_DB_ID},
-        {"type": "string", "pattern": "^[0-9]{1,19}$"},
+        {"type": "string", "pattern": "^[0-9]{1,10}$"},
     ],
-    "description": "An id: a JSON integer or a string of ASCII digits, 1..2**63-1 (SPEC §2.1).",
+    "description": "An id: a JSON integer or a string of ASCII digits, 1..2**31-1 (SPEC §2.1).",
 }
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
@@ -74,7 +78,7 @@ def parse_uint(text: object, *, high: int, low: int = 0) -> int:
 
 
 def parse_id(text: object) -> int:
-    """A database or on-chain id in a path, query or header: 1..2**63-1."""
+    """A database or on-chain id in a path, query, header or body: 1..MAX_DB_ID."""
     return parse_uint(text, low=1, high=MAX_DB_ID)
 
 

@@ -26,7 +26,7 @@ Amount = Annotated[
 
 
 def _id(raw: object) -> int | str:
-    """A JSON integer or a string of ASCII digits, 1..2**63-1; the value is kept as sent."""
+    """A JSON integer or a string of ASCII digits, 1..MAX_DB_ID; the value is kept as sent."""
     if isinstance(raw, int) and not isinstance(raw, bool):
         if not 1 <= raw <= MAX_DB_ID:
             raise ValueError(f"an id is out of range (1..{MAX_DB_ID})")

@@ -9,11 +9,15 @@ from typing import Any
 
 import httpx
 
+from relayer.numbers import MAX_DB_ID
+
 from .conftest import Api
 from .test_api_rejections import LADDER, assert_error, nothing_sent, open_position, signed, submit
 
 UNICODE_DIGITS = ("%C2%B2", "%E2%91%A0", "%D9%A1", "1%C2%B2")  # ², ①, ١ (Arabic-Indic one), 1²
 BEYOND_INT64 = (str(2**63), str(2**64), "9" * 30, "1" * 5000)
+# What the ids' INTEGER columns hold in PostgreSQL: one more was a DataError there (a 500).
+BEYOND_COLUMN = (str(MAX_DB_ID + 1), str(2**63 - 1))
 
 
 def invalid(r: httpx.Response, field: str | None = None) -> dict[str, Any]:
@@ -50,15 +54,15 @@ def test_unicode_digit_agent_position_and_intent_ids_are_400(api: Api) -> None:
 def test_ids_beyond_int64_are_400_not_500(api: Api) -> None:
     agent_id, _ = api.agent(0)
     c = api.client
-    for raw in BEYOND_INT64:
+    for raw in BEYOND_INT64 + BEYOND_COLUMN:
         invalid(c.get(f"/agents/{agent_id}/intents/{raw}"), "intent_id")
         invalid(c.get(f"/agents/{raw}"), "agent_id")
         invalid(c.get(f"/vaults/{raw}/tokens"), "vault_id")
         invalid(c.get(f"/agents/{agent_id}/positions/{raw}"), "position_id")
         invalid(c.get(f"/agents/{agent_id}/add-intents", params={"positionId": raw}), "positionId")
     # The largest id a database holds is a plain "not found".
-    assert_error(c.get(f"/agents/{agent_id}/intents/{2**63 - 1}"), 404, "intent_not_found")
-    assert_error(c.get(f"/agents/{2**63 - 1}"), 404, "agent_not_found")
+    assert_error(c.get(f"/agents/{agent_id}/intents/{MAX_DB_ID}"), 404, "intent_not_found")
+    assert_error(c.get(f"/agents/{MAX_DB_ID}"), 404, "agent_not_found")
 
 
 def test_5000_digit_number_in_exits_is_400(api: Api) -> None:
@@ -132,7 +136,7 @@ def test_lax_integers_in_queries_are_400(api: Api) -> None:
 
 def test_bad_last_event_id_is_400(api: Api) -> None:
     agent_id, _ = api.agent(0)
-    for value in ("9" * 30, str(2**63), "²", "abc", "-1", "1.5"):
+    for value in ("9" * 30, str(2**63), str(MAX_DB_ID + 1), "²", "abc", "-1", "1.5"):
         r = api.client.get(f"/agents/{agent_id}/events", headers={"Last-Event-ID": value.encode()})
         invalid(r, "Last-Event-ID")
     with api.client.stream("GET", f"/agents/{agent_id}/events", headers={"Last-Event-ID": "0"}) as r:

@@ -5,6 +5,7 @@ same request pass, over HTTP against the real relayer and Anvil."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Any
 
@@ -113,16 +114,17 @@ def test_exit_ladder_invalid_suggests_a_ladder_the_track_accepts(api: Api) -> No
 
 def test_rate_limited_suggests_how_long_to_wait(api: Api) -> None:
     agent_id, _ = api.agent(0)
-    api.services.limiter = RateLimiter(rate_per_s=2.0, burst=1)
+    api.services.limiter = RateLimiter(rate_per_s=0.25, burst=1)
     _q, first = signed(api, 0, "OpenPosition", symbol="NVDA", usdcAmount="100", exits=LADDER)
     _q, second = signed(api, 0, "OpenPosition", symbol="AAPL", usdcAmount="100", exits=LADDER)
-    second = {**second, "nonce": first["nonce"] + 1}  # not signed yet: only the 429 is looked at
-    confirmed(submit(api, agent_id, "OpenPosition", first))
-    settle(api)
+    second = {**second, "nonce": first["nonce"] + 1}  # not signed for this nonce: only the 429 counts
+    accepted = submit(api, agent_id, "OpenPosition", first, headers={"Prefer": "wait=0"})
+    assert accepted.status_code in (201, 202), accepted.text
     r = submit(api, agent_id, "OpenPosition", second)
     fix = suggestion(r, 429, "rate_limited")
-    assert 0 < fix["retryAfterS"] <= 0.5 and r.headers["Retry-After"] == "1"
+    assert 0 < fix["retryAfterS"] <= 4 and r.headers["Retry-After"] == str(math.ceil(fix["retryAfterS"]))
     time.sleep(fix["retryAfterS"])
+    settle(api)
     _q, second = signed(api, 0, "OpenPosition", symbol="AAPL", usdcAmount="100", exits=LADDER)
     confirmed(submit(api, agent_id, "OpenPosition", second))
 

@@ -9,13 +9,15 @@ from sqlalchemy import text
 
 from relayer.api.deps import ServicesDep
 from relayer.api.routing import StrictJsonRoute
+from relayer.api.schemas.common import error_responses
 from relayer.api.schemas.reads import HealthPublic, NotReadyPublic, ReadyPublic
 from relayer.chain import rpc
 
 router = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
 
-@router.get("/health", response_model=HealthPublic)
+# 400 only for a request whose declared body is over the limit (relayer.api.app.RouteMetrics).
+@router.get("/health", response_model=HealthPublic, responses=error_responses())
 def health() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
@@ -23,7 +25,10 @@ def health() -> JSONResponse:
 @router.get(
     "/ready",
     response_model=ReadyPublic,
-    responses={503: {"model": NotReadyPublic, "description": "Not ready, with the reasons."}},
+    responses={
+        503: {"model": NotReadyPublic, "description": "Not ready, with the reasons."},
+        **error_responses(),
+    },
 )
 def ready(services: ServicesDep) -> JSONResponse:
     reasons: list[str] = []
@@ -54,7 +59,10 @@ def ready(services: ServicesDep) -> JSONResponse:
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus"}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus"},
+        **error_responses(),
+    },
 )
 def metrics(services: ServicesDep) -> Response:
     services.metrics.indexed_block.set(services.state.block_number)

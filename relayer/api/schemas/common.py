@@ -47,7 +47,7 @@ def _id_path(description: str) -> Any:
     return Path(ge=1, le=MAX_DB_ID, description=description, examples=[1])
 
 
-# Ids in paths: ASCII digits only (no `²`, `١`, `+7`, `1_0`), 1..2**63-1, so a lookup never reaches the
+# Ids in paths: ASCII digits only (no `²`, `١`, `+7`, `1_0`), 1..MAX_DB_ID, so a lookup never reaches the
 # database with a number it cannot hold. Anything else is 400 invalid_request.
 _StrictId = BeforeValidator(_strict_id)  # after the Path(...): its bounds stay in the document
 AgentIdPath = Annotated[int, _id_path("The agent's id (the AgentRegistry's agentId)."), _StrictId]
