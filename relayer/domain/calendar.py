@@ -1,0 +1,99 @@
+"""Exchange calendars: the trading days of a real exchange (NYSE by default) from `exchange-calendars`
+(sessions, holidays and early closes by rule, offline), as `TradingDay`s for `relayer.domain.market`.
+
+Deterministic: the library computes the calendar from its rules, with no network and no clock (the
+span is fixed here, not "20 years back from today" as the library's default). Loading takes a few
+seconds (pandas), so it happens once per process, on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from bisect import bisect_left
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from typing import Final
+
+from relayer.domain.market import (
+    DEFAULT_SESSIONS,
+    NYSE_HOURS,
+    MarketStatus,
+    SessionHours,
+    TradingDay,
+    next_open,
+    status_at,
+)
+
+FIRST_DAY: Final = date(2000, 1, 1)
+LAST_DAY: Final = date(2045, 12, 31)
+_LOOKAHEAD: Final = timedelta(days=21)  # longer than any closure the exchange has had since 2001
+
+
+class ExchangeCalendar:
+    """Trading days of ``code`` (an ISO MIC: XNYS) between `FIRST_DAY` and `LAST_DAY`; outside that
+    span the calendar knows nothing (`status_at` answers Unknown, `next_open` None)."""
+
+    def __init__(self, code: str = "XNYS", hours: SessionHours = NYSE_HOURS) -> None:
+        self.code = code
+        self.hours = hours
+        self._days: list[TradingDay] | None = None
+        self._dates: list[date] = []
+        self._lock = threading.Lock()
+
+    def _load(self) -> list[TradingDay]:
+        with self._lock:
+            if self._days is None:
+                import exchange_calendars  # pandas: seconds to import, so only when used
+
+                with warnings.catch_warnings():  # the library's own pandas deprecations
+                    warnings.simplefilter("ignore")
+                    cal = exchange_calendars.get_calendar(
+                        self.code, start=FIRST_DAY.isoformat(), end=LAST_DAY.isoformat()
+                    )
+                    sessions, opens, closes = list(cal.sessions), list(cal.opens), list(cal.closes)
+                days = [
+                    TradingDay(
+                        session.date(),
+                        opened.to_pydatetime().astimezone(UTC),
+                        closed.to_pydatetime().astimezone(UTC),
+                    )
+                    for session, opened, closed in zip(sessions, opens, closes, strict=True)
+                ]
+                self._dates = [d.day for d in days]
+                self._days = days
+            return self._days
+
+    def trading_days(self, start: date, end: date) -> list[TradingDay]:
+        """The sessions with ``start ≤ day ≤ end``, in order."""
+        days = self._load()
+        lo = bisect_left(self._dates, start)
+        hi = bisect_left(self._dates, end + timedelta(days=1))
+        return days[lo:hi]
+
+    def knows(self, now: datetime) -> bool:
+        local = now.astimezone(self.hours.tz).date()
+        return FIRST_DAY < local < LAST_DAY
+
+    def status_at(self, now: datetime) -> MarketStatus:
+        if not self.knows(now):
+            return MarketStatus.UNKNOWN
+        local = now.astimezone(self.hours.tz).date()
+        days = self.trading_days(local - timedelta(days=1), local + timedelta(days=1))
+        return status_at(now, days, self.hours)
+
+    def next_open(
+        self, now: datetime, statuses: frozenset[MarketStatus] = DEFAULT_SESSIONS
+    ) -> datetime | None:
+        """The next start of a window of ``statuses`` after ``now`` (the next regular open by default)."""
+        if not self.knows(now):
+            return None
+        local = now.astimezone(self.hours.tz).date()
+        days = self.trading_days(local, local + _LOOKAHEAD)
+        return next_open(now, days, statuses, self.hours)
+
+
+@cache
+def exchange_calendar(code: str = "XNYS") -> ExchangeCalendar:
+    """One calendar per exchange per process."""
+    return ExchangeCalendar(code)
