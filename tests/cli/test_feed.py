@@ -178,6 +178,7 @@ def test_oracle_feed_random_walk_moves_chain_prices(chain: Chain) -> None:
             "5",
             "--symbols",
             "NVDA,TSLA",
+            "--always-open",
         ],
         chain.env,
     )
@@ -197,7 +198,7 @@ def test_oracle_feed_replays_a_csv(chain: Chain, tmp_path: Path) -> None:
     oracle = chain.admin.oracle
     nvda = chain.manifest.tokens["NVDA"]
     start = chain.w3.eth.block_number
-    doc = ok_json(["oracle", "feed", "--csv", str(path), "--interval", "0"], chain.env)
+    doc = ok_json(["oracle", "feed", "--csv", str(path), "--interval", "0", "--always-open"], chain.env)
     assert doc["source"] == "csv" and doc["ticks"] == 3 and doc["exhausted"] is True
     assert doc["prices"] == {"NVDA": "99.125", "SPY": "500.5"}
     logs = oracle.events.PriceUpdated().get_logs(from_block=start + 1, argument_filters={"token": nvda})
