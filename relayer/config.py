@@ -31,6 +31,8 @@ class Settings(BaseSettings):
         default_factory=lambda: [SecretStr(k) for k in RELAYER_KEYS]
     )
     max_price_age_s: int = Field(default=3600, gt=0)
+    # The exchange calendar behind `nextOpen` (GET /prices); empty: no calendar, `nextOpen` is null.
+    market_calendar: str = "XNYS"
     keeper: bool = True
     # Blocks behind the head the indexer reads, and the depth the sender re-checks mined blocks to
     # (reorgs); 0 on a local Anvil, which never reorganizes by itself.

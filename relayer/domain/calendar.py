@@ -8,6 +8,7 @@ seconds (pandas), so it happens once per process, on first use.
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from bisect import bisect_left
@@ -24,6 +25,8 @@ from relayer.domain.market import (
     next_open,
     status_at,
 )
+
+log = logging.getLogger("alphagrid.calendar")
 
 FIRST_DAY: Final = date(2000, 1, 1)
 LAST_DAY: Final = date(2045, 12, 31)
@@ -97,3 +100,23 @@ class ExchangeCalendar:
 def exchange_calendar(code: str = "XNYS") -> ExchangeCalendar:
     """One calendar per exchange per process."""
     return ExchangeCalendar(code)
+
+
+def calendar_or_none(code: str) -> ExchangeCalendar | None:
+    """The calendar ``code`` loaded (blocking, once per process), or None for "" or a code the library
+    does not know (logged once): an answer without ``nextOpen`` beats no answer."""
+    code = code.strip().upper()
+    if not code:
+        return None
+    cal = exchange_calendar(code)
+    try:
+        cal.trading_days(FIRST_DAY, FIRST_DAY)
+    except Exception:  # exchange_calendars' own errors (InvalidCalendarName, ...)
+        if code not in _WARNED:
+            _WARNED.add(code)
+            log.warning("no exchange calendar %s: nextOpen stays null", code, exc_info=True)
+        return None
+    return cal
+
+
+_WARNED: set[str] = set()

@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from relayer.api.deps import ServicesDep
+from relayer.domain.calendar import calendar_or_none
 from relayer.errors import RelayerError, invalid_request
 from relayer.intents.build import token_of
 from relayer.quotes import price_json
+from relayer.views import market_json
 
 router = APIRouter(tags=["markets"])
 
@@ -18,12 +20,20 @@ router = APIRouter(tags=["markets"])
 def prices(services: ServicesDep, symbols: str | None = Query(default=None)) -> dict[str, Any]:
     state = services.state
     now = services.intents.chain_now()
+    calendar = calendar_or_none(services.settings.market_calendar)
     with state.read():
         wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else sorted(state.symbols)
         out = []
         for symbol in wanted:
             token = token_of(state, symbol)
-            out.append({"symbol": symbol, "token": token.address, **price_json(services.intents, token, now)})
+            out.append(
+                {
+                    "symbol": symbol,
+                    "token": token.address,
+                    **price_json(services.intents, token, now),
+                    **market_json(state, token.address, now, calendar),
+                }
+            )
     return {"prices": out}
 
 
