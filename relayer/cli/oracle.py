@@ -25,6 +25,7 @@ from relayer.domain.calendar import FIRST_DAY, ExchangeCalendar, exchange_calend
 from relayer.domain.market import (
     MarketError,
     MarketStatus,
+    format_local,
     format_multiplier,
     parse_ratio,
     split_multiplier,
@@ -369,7 +370,7 @@ def feed(
 
     def on_status(status: MarketStatus) -> None:
         if not as_json:
-            out.out.print(f"{time.strftime('%H:%M:%S')}  market {status.label}")
+            out.out.print(f"{time.strftime('%H:%M:%S')}  market {status.label} ({format_local(clock())})")
 
     stop = threading.Event()
     runner = PriceFeed(
