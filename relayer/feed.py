@@ -324,6 +324,7 @@ class TokenMarket:
     quoted_epoch: int | None
     updated_at: int | None
     round_id: int | None
+    quoted_status: MarketStatus | None  # the status the latest price was quoted in
 
     def to_json(self, now: int) -> dict[str, Any]:
         return {
@@ -343,9 +344,11 @@ def read_market(admin: Admin, token: str) -> TokenMarket:
     try:
         q = oracle.functions.latestQuote(token).call()
     except (ContractCustomError, ContractLogicError):  # PriceUnavailable: never set
-        return TokenMarket(status, schedule, None, None, None, None, None, None)
-    price, share, multiplier, quoted_epoch, updated_at, round_id, _status = (int(x) for x in q)
-    return TokenMarket(status, schedule, price, share, multiplier, quoted_epoch, updated_at, round_id)
+        return TokenMarket(status, schedule, None, None, None, None, None, None, None)
+    price, share, multiplier, quoted_epoch, updated_at, round_id, _status, quoted = (int(x) for x in q)
+    return TokenMarket(
+        status, schedule, price, share, multiplier, quoted_epoch, updated_at, round_id, MarketStatus(quoted)
+    )
 
 
 def chain_time(admin: Admin) -> int:

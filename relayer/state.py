@@ -52,6 +52,7 @@ class SharePriceInfo:
     multiplier: int
     epoch: int
     round_id: int
+    status: MarketStatus  # the market status the price was quoted in
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ class ChainState:
     def _on_SharePriceUpdated(self, log: DecodedLog, _ts: int) -> None:  # noqa: N802
         a = log.args
         self.share_prices[a["token"]] = SharePriceInfo(
-            a["sharePrice"], a["multiplier"], a["epoch"], a["roundId"]
+            a["sharePrice"], a["multiplier"], a["epoch"], a["roundId"], MarketStatus(a["status"])
         )
 
     def _on_MarketStatusSet(self, log: DecodedLog, _ts: int) -> None:  # noqa: N802

@@ -32,6 +32,7 @@ contract PriceOracle is IPriceOracle, AccessControl {
         uint128 sharePrice;
         uint96 multiplier;
         uint16 epoch;
+        MarketStatus status;
     }
 
     /// @dev The latest multiplier change and the market status. Unset multipliers (0) mean 1e18.
@@ -72,16 +73,16 @@ contract PriceOracle is IPriceOracle, AccessControl {
         external
         onlyRole(OPERATOR_ROLE)
     {
-        _setQuote(token, sharePrice, epoch);
         _setStatus(token, status);
+        _setQuote(token, sharePrice, epoch);
     }
 
     /// @inheritdoc IPriceOracle
     function setQuotes(ShareQuote[] calldata quotes) external onlyRole(OPERATOR_ROLE) {
         for (uint256 i; i < quotes.length; ++i) {
             ShareQuote calldata q = quotes[i];
-            _setQuote(q.token, q.sharePrice, q.epoch);
             _setStatus(q.token, q.status);
+            _setQuote(q.token, q.sharePrice, q.epoch);
         }
     }
 
@@ -171,7 +172,8 @@ contract PriceOracle is IPriceOracle, AccessControl {
             epoch: s.epoch,
             updatedAt: f.updatedAt,
             roundId: f.roundId,
-            status: _markets[token].status
+            status: _markets[token].status,
+            quotedStatus: s.status
         });
     }
 
@@ -243,10 +245,12 @@ contract PriceOracle is IPriceOracle, AccessControl {
         if (price == 0 || price > type(uint128).max) revert TokenPriceOutOfRange(sharePrice, multiplier);
         uint64 roundId = _feeds[token].roundId + 1;
         _feeds[token] = Feed({price: uint128(price), updatedAt: uint64(block.timestamp), roundId: roundId});
-        _shareRounds[token] =
-            ShareRound({sharePrice: uint128(sharePrice), multiplier: uint96(multiplier), epoch: uint16(epoch)});
+        MarketStatus status = _markets[token].status;
+        _shareRounds[token] = ShareRound({
+            sharePrice: uint128(sharePrice), multiplier: uint96(multiplier), epoch: uint16(epoch), status: status
+        });
         emit PriceUpdated(token, roundId, price, block.timestamp);
-        emit SharePriceUpdated(token, roundId, sharePrice, multiplier, epoch);
+        emit SharePriceUpdated(token, roundId, sharePrice, multiplier, epoch, status);
     }
 
     function _setStatus(address token, MarketStatus status) private {

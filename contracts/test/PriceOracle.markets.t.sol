@@ -149,16 +149,29 @@ contract PriceOracleMarketsTest is TestBase {
 
     // ------------------------------------------------------------------ setQuote
 
-    function test_setQuote_setsPriceAndStatusInOneCall() public {
+    function test_setQuote_setsStatusThenPriceInOneCall() public {
+        vm.expectEmit(true, true, true, true, address(oracle));
+        emit IPriceOracle.MarketStatusSet(nvda, IPriceOracle.MarketStatus.PreMarket, T0);
         vm.expectEmit(true, true, true, true, address(oracle));
         emit IPriceOracle.PriceUpdated(nvda, 1, 180e8, T0);
         vm.expectEmit(true, true, true, true, address(oracle));
-        emit IPriceOracle.SharePriceUpdated(nvda, 1, 180e8, ONE, 0);
-        vm.expectEmit(true, true, true, true, address(oracle));
-        emit IPriceOracle.MarketStatusSet(nvda, IPriceOracle.MarketStatus.PreMarket, T0);
+        emit IPriceOracle.SharePriceUpdated(nvda, 1, 180e8, ONE, 0, IPriceOracle.MarketStatus.PreMarket);
         _quote(nvda, 180e8, 0, IPriceOracle.MarketStatus.PreMarket);
         vm.assertEq(_price(nvda), 180e8, "price");
         vm.assertEq(_statusOf(nvda), 1, "status");
+        vm.assertEq(uint256(oracle.latestQuote(nvda).quotedStatus), 1, "quoted in PreMarket");
+    }
+
+    function test_quotedStatus_staysWithTheRoundWhenTheStatusChanges() public {
+        _quote(nvda, 180e8, 0, IPriceOracle.MarketStatus.PostMarket);
+        vm.warp(T0 + 4 hours);
+        _status(nvda, IPriceOracle.MarketStatus.Closed);
+        IPriceOracle.Quote memory q = oracle.latestQuote(nvda);
+        vm.assertEq(uint256(q.status), 5, "Closed now");
+        vm.assertEq(uint256(q.quotedStatus), 3, "the last price was quoted in PostMarket");
+        vm.prank(admin);
+        oracle.setPrice(nvda, 181e8); // the legacy setter: quoted in the status of the moment
+        vm.assertEq(uint256(oracle.latestQuote(nvda).quotedStatus), 5, "quoted while Closed");
     }
 
     function test_setQuote_unchangedStatusEmitsOnlyThePrice() public {

@@ -64,6 +64,10 @@ interface IPriceOracle {
     /// @notice Everything about a token's latest round in one read.
     /// @param price the per-token price (= sharePrice * multiplier / 1e18, rounded down)
     /// @param multiplier the multiplier the round was quoted under (not necessarily the one in force)
+    /// @param status the token's market status now
+    /// @param quotedStatus the status when the round was pushed (with `setQuote`, the one it set):
+    ///        whether the price itself was quoted in a session, e.g. for "fire at the first price in
+    ///        a session the track trades"
     struct Quote {
         uint256 price;
         uint256 sharePrice;
@@ -72,6 +76,7 @@ interface IPriceOracle {
         uint256 updatedAt;
         uint256 roundId;
         MarketStatus status;
+        MarketStatus quotedStatus;
     }
 
     error PriceUnavailable(address token);
@@ -90,9 +95,15 @@ interface IPriceOracle {
 
     /// @notice `price` is the per-token price (what the router uses).
     event PriceUpdated(address indexed token, uint256 indexed roundId, uint256 price, uint256 updatedAt);
-    /// @notice Emitted with every `PriceUpdated`: the share price and the multiplier it was quoted under.
+    /// @notice Emitted with every `PriceUpdated`: the share price, the multiplier (and its epoch) it was
+    ///         quoted under, and the market status it was quoted in.
     event SharePriceUpdated(
-        address indexed token, uint256 indexed roundId, uint256 sharePrice, uint256 multiplier, uint256 epoch
+        address indexed token,
+        uint256 indexed roundId,
+        uint256 sharePrice,
+        uint256 multiplier,
+        uint256 epoch,
+        MarketStatus status
     );
     /// @notice Emitted when a token's stored status changes (setting the same status again emits nothing).
     event MarketStatusSet(address indexed token, MarketStatus status, uint256 updatedAt);
@@ -105,7 +116,7 @@ interface IPriceOracle {
     function setPrice(address token, uint256 price) external;
     function setPrices(address[] calldata tokens, uint256[] calldata prices) external;
 
-    /// @notice The feed's call: a share price quoted under multiplier `epoch`, and the status, at once.
+    /// @notice The feed's call: the status, then a share price quoted under multiplier `epoch` in it, at once.
     function setQuote(address token, uint256 sharePrice, uint256 epoch, MarketStatus status) external;
     function setQuotes(ShareQuote[] calldata quotes) external;
     /// @notice The status alone: no new price round (a closed market's last price keeps its age).
