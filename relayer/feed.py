@@ -11,7 +11,7 @@ Three parts, so each can be tested alone:
 - `PriceFeed` runs a source into a pusher every ``interval_s``, in the caller's thread (`run`, for
   ``alphagrid oracle feed``) or in a background thread (`start`/`stop`, for ``alphagrid up``). With
   sessions, prices move only while the market quotes (PreMarket, Regular, PostMarket, Overnight);
-  when it is Closed the feed pushes the status once and leaves the last price (and its age) alone.
+  when it is Closed the feed pushes the status alone and leaves the last price (and its age) alone.
 
 Splits: the random walk walks *per-token* prices; the pusher turns them into share prices at the
 multiplier in force and tags them with its epoch, so at ``effectiveAt`` the share price drops by the
@@ -439,9 +439,9 @@ class PriceFeed:
 
     With ``sessions``, each step first asks them the status at ``clock()``: while the market quotes,
     the tick is pushed with that status (or the statuses the source carries, a CSV's); when it does
-    not (Closed, Unknown), the source is not advanced and the status alone is pushed once, when it
-    changes. A failed push is logged and the feed carries on with the next step; ``max_failures``
-    failures in a row end it with `FeedStalledError`.
+    not (Closed, Unknown), the source is not advanced and the status alone is pushed (a pusher sends
+    only what differs from the chain). A failed push is logged and the feed carries on with the next
+    step; ``max_failures`` failures in a row end it with `FeedStalledError`.
     """
 
     name = "price feed"
@@ -495,9 +495,11 @@ class PriceFeed:
         return True
 
     def _closed_step(self, status: MarketStatus) -> None:
+        """The status alone, every step (the pusher sends only what differs from the chain, so a
+        status someone changed by hand while the market is closed is set back too)."""
         result = self.result
         result.closed += 1
-        if status is not result.status and self._attempt({}, status):
+        if self._attempt({}, status) and status is not result.status:
             result.status = status
             if self.on_status is not None:
                 self.on_status(status)
