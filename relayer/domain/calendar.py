@@ -67,6 +67,10 @@ class ExchangeCalendar:
                 self._days = days
             return self._days
 
+    @property
+    def loaded(self) -> bool:
+        return self._days is not None
+
     def trading_days(self, start: date, end: date) -> list[TradingDay]:
         """The sessions with ``start ≤ day ≤ end``, in order."""
         days = self._load()
@@ -119,4 +123,29 @@ def calendar_or_none(code: str) -> ExchangeCalendar | None:
     return cal
 
 
+def warm(code: str) -> None:
+    """Loads the calendar ``code`` in a background thread (once), so no request waits seconds for it."""
+    code = code.strip().upper()
+    with _WARMING_LOCK:
+        if not code or code in _WARMING:
+            return
+        _WARMING.add(code)
+    threading.Thread(target=calendar_or_none, args=(code,), name=f"calendar-{code}", daemon=True).start()
+
+
+def calendar_if_loaded(code: str) -> ExchangeCalendar | None:
+    """The calendar ``code`` if it is loaded already, without waiting; else starts loading it (`warm`)
+    and answers None. For request paths: ``nextOpen`` is null for the first seconds of a process."""
+    code = code.strip().upper()
+    if not code:
+        return None
+    cal = exchange_calendar(code)
+    if cal.loaded:
+        return cal
+    warm(code)
+    return None
+
+
 _WARNED: set[str] = set()
+_WARMING: set[str] = set()
+_WARMING_LOCK = threading.Lock()

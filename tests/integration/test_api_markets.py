@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from relayer.domain.calendar import calendar_or_none
+
 from .conftest import Api
 from .test_api_rejections import chain_time, rpc, settle
 
@@ -20,11 +22,22 @@ def _send(api: Api, fn: Any) -> None:
     admin.send(fn, "oracle")
 
 
+def test_prices_never_wait_for_the_calendar(api: Api) -> None:
+    """A relayer whose calendar is not loaded yet answers at once, with nextOpen null (or a value,
+    if the background load finished first), never after seconds of pandas."""
+    api.services.settings.market_calendar = "XNYS"
+    prices = api.client.get("/prices", params={"symbols": "NVDA"}, timeout=2).json()["prices"]
+    assert prices[0]["nextOpen"] is None or prices[0]["nextOpen"] > 0
+    api.services.settings.market_calendar = ""
+    assert api.client.get("/prices", params={"symbols": "NVDA"}).json()["prices"][0]["nextOpen"] is None
+
+
 def _prices(api: Api) -> dict[str, dict[str, Any]]:
     return {p["symbol"]: p for p in api.client.get("/prices").json()["prices"]}
 
 
 def test_prices_show_status_next_open_and_multiplier(api: Api) -> None:
+    assert calendar_or_none("XNYS") is not None  # loaded (the relayer loads it in the background)
     oracle = api.stack.admin.oracle
     tokens = api.stack.manifest.tokens
     now = chain_time(api)

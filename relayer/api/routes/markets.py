@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from relayer.api.deps import ServicesDep
-from relayer.domain.calendar import calendar_or_none
+from relayer.domain.calendar import calendar_if_loaded
 from relayer.errors import RelayerError, invalid_request
 from relayer.intents.build import token_of
 from relayer.quotes import price_json
@@ -20,7 +20,7 @@ router = APIRouter(tags=["markets"])
 def prices(services: ServicesDep, symbols: str | None = Query(default=None)) -> dict[str, Any]:
     state = services.state
     now = services.intents.chain_now()
-    calendar = calendar_or_none(services.settings.market_calendar)
+    calendar = calendar_if_loaded(services.settings.market_calendar)  # never waits for pandas
     with state.read():
         wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else sorted(state.symbols)
         out = []
