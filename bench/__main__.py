@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import cli as clibench
 from bench import gas as gasbench
 from bench import keeper as keeperbench
 from bench import load
@@ -64,7 +65,7 @@ GOAL_E2E_P99_MS = 1000.0
 GOAL_TICK = 2.0
 GOAL_OPEN_GAS = 170_000
 GOAL_RSS = 1024**3
-PARTS = ("http", "relay", "e2e", "keeper", "gas")
+PARTS = ("http", "relay", "e2e", "keeper", "gas", "cli")
 
 
 Progress = Callable[[str], None]
@@ -333,10 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--only takes {', '.join(PARTS)}")
     http = verify = relay = memory = None
     gas: dict[str, gasbench.GasFigure] = {}
+    cli: clibench.CliResult | None = None
     ticks: list[keeperbench.TickResult] = []
     e2e: list[keeperbench.E2EResult] = []
     with tempfile.TemporaryDirectory(prefix="alphagrid-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
+        if "cli" in parts:
+            progress("command line: alphagrid --help and alphagrid oracle set, 5 processes each")
+            cli = clibench.measure()
         if "gas" in parts:
             progress("gas: forge test " + gasbench.GAS_TEST)
             gas = gasbench.measure()
@@ -380,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if gas:
             report.figures += gas_figures(gas)
             report.sections.append(GAS_SECTION)
+        if cli is not None:
+            report.figures += clibench.figures(cli)
+            report.sections.append(clibench.SECTION)
 
         missed = {f.name for f in report.missed()}
         profiles: list[Profile] = []

@@ -45,6 +45,7 @@ from relayer.domain.market import (
     MarketError,
     MarketStatus,
     MultiplierSchedule,
+    market_json,
 )
 
 log = logging.getLogger("alphagrid.feed")
@@ -327,13 +328,7 @@ class TokenMarket:
     quoted_status: MarketStatus | None  # the status the latest price was quoted in
 
     def to_json(self, now: int) -> dict[str, Any]:
-        return {
-            "marketStatus": self.status.label,
-            "sharePrice": format_amount(self.share_price, PRICE_DECIMALS)
-            if self.share_price is not None
-            else None,
-            "multiplier": self.schedule.to_json(now),
-        }
+        return market_json(self.status, self.schedule, self.share_price, now)
 
 
 def read_market(admin: Admin, token: str) -> TokenMarket:

@@ -8,49 +8,24 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from web3.exceptions import ContractCustomError, ContractLogicError
 
-from relayer.chain.admin import Admin
 from relayer.cli import inputs
 from relayer.cli.errors import BadInput, CliError
 from relayer.cli.output import JsonOption, Output, fields
-from relayer.cli.session import Deployment, Session, make_admin
-from relayer.cli.signals import on_stop_signal
-from relayer.cli.views import prices_table, read_prices
-from relayer.domain.calendar import FIRST_DAY, ExchangeCalendar, exchange_calendar
-from relayer.domain.market import (
-    MarketError,
-    MarketStatus,
-    format_local,
-    format_multiplier,
-    parse_ratio,
-    split_multiplier,
-)
-from relayer.feed import (
-    LOCAL_FEEDER_KEY,
-    AlwaysOpen,
-    CalendarSessions,
-    Clock,
-    CsvReplay,
-    OraclePusher,
-    PriceFeed,
-    PriceSource,
-    RandomWalk,
-    Sessions,
-    Tick,
-    chain_time,
-    current_prices,
-    format_tick,
-    load_csv_with_statuses,
-    may_push,
-    offset_clock,
-    read_market,
-    wall_clock,
-)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from relayer.chain.admin import Admin
+    from relayer.cli import rpc
+    from relayer.cli.session import Deployment
+    from relayer.domain.calendar import ExchangeCalendar
+    from relayer.domain.market import MarketStatus
+    from relayer.feed import Clock, PriceSource, Sessions, Tick
+    from relayer.manifest import Manifest
 
 oracle_app = typer.Typer(
     help="Oracle prices, market statuses and splits: push, show, keep them moving.", no_args_is_help=True
@@ -70,19 +45,12 @@ def _selected(dep: Deployment, symbols: list[str] | None) -> dict[str, str]:
 
 
 def _status(text: str) -> MarketStatus:
+    from relayer.domain.market import MarketError, MarketStatus
+
     try:
         return MarketStatus.parse(text)
     except MarketError as exc:
         raise BadInput(str(exc)) from None
-
-
-def _send(dep: Deployment, fn: Any, what: str) -> None:
-    dep.admin.send(fn, what)  # an OperatorError (a revert, decoded) is reported by the CLI's error map
-
-
-def _emit_price(out: Output, dep: Deployment, sym: str, token: str, title: str) -> None:
-    doc = read_prices(dep.admin, {sym: token})[0]
-    out.emit(doc, lambda console: console.print(prices_table([doc], title)))
 
 
 @oracle_app.command("set")
@@ -107,15 +75,148 @@ def set_price(
     sym = inputs.symbol(symbol)
     price_base = inputs.price(price)
     wanted = _status(status) if status is not None else None
-    dep = Session.load().deployment()
-    token = dep.token(sym)
-    market = read_market(dep.admin, token)
-    epoch = market.schedule.epoch_at(chain_time(dep.admin))
-    fn = dep.admin.oracle.functions.setQuote(
-        token, price_base, epoch, int(wanted if wanted is not None else market.status)
+    # The ordinary case without web3 (starts in a fraction of the time); anything else takes the web3 path.
+    doc = _set_price_light(sym, price_base) if wanted is None else None
+    if doc is None:
+        from relayer.cli.session import Session
+        from relayer.cli.views import read_prices
+        from relayer.feed import chain_time, read_market
+
+        dep = Session.load().deployment()
+        token = dep.token(sym)
+        if wanted is None:
+            dep.admin.set_prices([token], [price_base])  # tagged with the multiplier in force
+        else:
+            epoch = read_market(dep.admin, token).schedule.epoch_at(chain_time(dep.admin))
+            dep.admin.send(
+                dep.admin.oracle.functions.setQuote(token, price_base, epoch, int(wanted)),
+                "setting the price",
+            )
+        doc = read_prices(dep.admin, {sym: token})[0]
+
+    def render(console: Console) -> None:
+        from relayer.cli.views import prices_table
+
+        console.print(prices_table([doc], f"{sym} price set"))
+
+    out.emit(doc, render)
+
+
+def _set_price_light(symbol: str, price_base: int) -> dict[str, Any] | None:
+    """`oracle set` over raw JSON-RPC (relayer.cli.rpc): the same checks, transaction and answer as the
+    web3 path. None, before anything is sent, when something is not as expected."""
+    from relayer.cli import rpc
+    from relayer.config import Settings
+    from relayer.manifest import Manifest
+
+    settings = Settings()
+    if not settings.manifest_path.exists():
+        return None
+    try:
+        manifest = Manifest.read(settings.manifest_path)
+    except (OSError, ValueError):
+        return None
+    try:
+        signer = rpc.RawSigner(settings.operator_key.get_secret_value())
+        node = rpc.Rpc(rpc.explicit_rpc_url() or manifest.rpc_url)
+    except rpc.Unexpected:
+        return None
+    try:
+        return _push_light(node, signer, manifest, symbol, price_base)
+    finally:
+        node.close()
+
+
+def _push_light(
+    node: rpc.Rpc, signer: rpc.RawSigner, manifest: Manifest, symbol: str, price_base: int
+) -> dict[str, Any] | None:
+    from relayer.amounts import format_amount
+    from relayer.cli import rpc
+    from relayer.domain.market import MarketStatus, MultiplierSchedule, market_json
+
+    c = manifest.contracts
+    try:
+        tokenof = rpc.call_string("tokenOf(string)", symbol)
+        chain_id, code, token_word, nonce, block = node.batch(
+            [
+                ("eth_chainId", []),
+                ("eth_getCode", [c.trade_router, "latest"]),
+                ("eth_call", [{"to": c.token_registry, "data": "0x" + tokenof.hex()}, "latest"]),
+                ("eth_getTransactionCount", [signer.address, "pending"]),
+                ("eth_getBlockByNumber", ["latest", False]),
+            ]
+        )
+        token_int = (rpc.words(token_word) or [0])[0]
+        if int(chain_id, 16) != manifest.chain_id or len(code) <= 2 or token_int == 0:
+            return None
+        token = rpc.checksum(f"{token_int:040x}")
+        data = rpc.call_address_and_uint_arrays("setPrices(address[],uint256[])", [token], [price_base])
+        tx = {"from": signer.address, "to": c.price_oracle, "data": "0x" + data.hex()}
+        gas = int(int(node.call("eth_estimateGas", [tx]), 16) * 1.2) + 10_000
+    except rpc.Unexpected:
+        return None
+    tip = rpc.GWEI
+    raw = signer.sign(
+        chain_id=int(chain_id, 16),
+        nonce=int(nonce, 16),
+        tip=tip,
+        max_fee=2 * int(block.get("baseFeePerGas") or "0x0", 16) + tip,
+        gas=gas,
+        to=c.price_oracle,
+        data=data,
     )
-    _send(dep, fn, "setting the price")
-    _emit_price(out, dep, sym, token, f"{sym} price set")
+    try:
+        tx_hash = node.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+    except rpc.Unexpected as exc:
+        raise CliError(f"the chain refused the request: {exc}") from None
+    receipt = node.wait_receipt(tx_hash)
+    if int(receipt.get("status", "0x0"), 16) != 1:
+        raise CliError(f"setting prices reverted in transaction {tx_hash}")
+    try:
+
+        def oracle_call(signature: str) -> tuple[str, list[Any]]:
+            data = "0x" + rpc.call_address(signature, token).hex()
+            return ("eth_call", [{"to": c.price_oracle, "data": data}, "latest"])
+
+        max_age, latest, quote, status, schedule = node.batch(
+            [
+                (
+                    "eth_call",
+                    [{"to": c.trade_router, "data": "0x" + rpc.selector("maxPriceAge()").hex()}, "latest"],
+                ),
+                ("eth_getBlockByNumber", ["latest", False]),
+                oracle_call("latestQuote(address)"),
+                oracle_call("marketStatus(address)"),
+                oracle_call("multiplierSchedule(address)"),
+            ]
+        )
+    except rpc.Unexpected as exc:
+        raise CliError(f"the price was set (tx {tx_hash}) but reading it back failed: {exc}") from None
+    price_now, share_price, _multiplier, _epoch, updated_at, round_id = rpc.words(quote)[:6]
+    now = int(latest["timestamp"], 16)
+    return {
+        "symbol": symbol,
+        "token": token,
+        "price": format_amount(price_now, inputs.PRICE_DECIMALS),
+        "updatedAt": updated_at,
+        "ageS": max(0, now - updated_at),
+        "roundId": round_id,
+        "stale": now - updated_at > rpc.words(max_age)[0],
+        **market_json(
+            MarketStatus(rpc.words(status)[0]), MultiplierSchedule(*rpc.words(schedule)[:4]), share_price, now
+        ),
+    }
+
+
+def _send(dep: Deployment, fn: Any, what: str) -> None:
+    dep.admin.send(fn, what)  # an OperatorError (a revert, decoded) is reported by the CLI's error map
+
+
+def _emit_price(out: Output, dep: Deployment, sym: str, token: str, title: str) -> None:
+    from relayer.cli.views import prices_table, read_prices
+
+    doc = read_prices(dep.admin, {sym: token})[0]
+    out.emit(doc, lambda console: console.print(prices_table([doc], title)))
 
 
 @oracle_app.command("status")
@@ -134,6 +235,8 @@ def set_status(
 
     Its price and the price's age are untouched. A running feed leaves a Halted token alone, and
     sets any other status back at its next step."""
+    from relayer.cli.session import Session
+
     out = Output(as_json)
     sym = inputs.symbol(symbol)
     wanted = _status(status)
@@ -175,6 +278,10 @@ def split(
 
     The multiplier is multiplied by num/den. Per-token prices do not move: feeds quote the
     post-split share price under the new multiplier (IPriceOracle's split rule)."""
+    from relayer.cli.session import Session
+    from relayer.domain.market import MarketError, format_multiplier, parse_ratio, split_multiplier
+    from relayer.feed import chain_time, read_market
+
     out = Output(as_json)
     sym = inputs.symbol(symbol)
     try:
@@ -233,6 +340,9 @@ def show(symbols: SymbolsOption = None, as_json: JsonOption = False) -> None:
 
     With each price its age, whether the router would take it as fresh, and a pending multiplier
     change."""
+    from relayer.cli.session import Session
+    from relayer.cli.views import prices_table, read_prices
+
     out = Output(as_json)
     dep = Session.load().deployment()
     prices = read_prices(dep.admin, _selected(dep, symbols))
@@ -242,6 +352,9 @@ def show(symbols: SymbolsOption = None, as_json: JsonOption = False) -> None:
 def _feed_admin(dep: Deployment) -> Admin:
     """On a local chain the feed's own key when it may push (as under `alphagrid up`): no nonce races
     with the operator's commands. Otherwise the operator key."""
+    from relayer.cli.session import make_admin
+    from relayer.feed import LOCAL_FEEDER_KEY, may_push
+
     if dep.is_local:
         feeder = make_admin(dep.w3, LOCAL_FEEDER_KEY, dep.admin.core)
         if may_push(dep.admin, feeder.account.address):
@@ -250,6 +363,10 @@ def _feed_admin(dep: Deployment) -> Admin:
 
 
 def _start_prices(dep: Deployment, tokens: dict[str, str]) -> Tick:
+    from web3.exceptions import ContractCustomError, ContractLogicError
+
+    from relayer.feed import current_prices
+
     try:
         return current_prices(dep.admin, tokens)
     except (ContractCustomError, ContractLogicError):
@@ -266,6 +383,8 @@ def _start_prices(dep: Deployment, tokens: dict[str, str]) -> Tick:
 
 def checked_calendar(code: str) -> ExchangeCalendar:
     """The exchange calendar ``code`` (XNYS), loaded, or a usage error."""
+    from relayer.domain.calendar import FIRST_DAY, exchange_calendar
+
     try:
         cal = exchange_calendar(code.strip().upper())
         cal.trading_days(FIRST_DAY, FIRST_DAY)
@@ -277,10 +396,14 @@ def checked_calendar(code: str) -> ExchangeCalendar:
 
 def feed_sessions(always_open: bool, calendar: str) -> Sessions:
     """The sessions of ``alphagrid oracle feed``."""
+    from relayer.feed import AlwaysOpen, CalendarSessions
+
     return AlwaysOpen() if always_open else CalendarSessions(checked_calendar(calendar))
 
 
 def _clock(start: str | None) -> Clock:
+    from relayer.feed import offset_clock, wall_clock
+
     if start is None:
         return wall_clock
     return offset_clock(datetime.fromtimestamp(_unix_time(start), UTC))
@@ -333,6 +456,18 @@ def feed(
     Statuses follow the exchange calendar (NYSE: PreMarket 04:00-09:30 ET, Regular, PostMarket to
     20:00, Overnight, Closed on weekends and holidays, early closes) and prices move only while the
     market quotes; --always-open keeps it Regular. A CSV with a status column sets its own statuses."""
+    from relayer.cli.session import Session
+    from relayer.cli.signals import on_stop_signal
+    from relayer.domain.market import format_local
+    from relayer.feed import (
+        CsvReplay,
+        OraclePusher,
+        PriceFeed,
+        RandomWalk,
+        format_tick,
+        load_csv_with_statuses,
+    )
+
     out = Output(as_json)
     sessions = feed_sessions(always_open, calendar)
     clock = _clock(clock_start)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from relayer.amounts import format_amount
-from relayer.chain.admin import PRICE_DECIMALS, Admin
+from relayer.cli.inputs import PRICE_DECIMALS
 from relayer.cli.output import table
 from relayer.domain.track import Track
-from relayer.feed import read_market
-from relayer.manifest import Manifest
+
+if TYPE_CHECKING:
+    from relayer.chain.admin import Admin
+    from relayer.manifest import Manifest
 
 
 def track_json(track_id: int, name: str, limits: Sequence[Any]) -> dict[str, Any]:
@@ -35,6 +37,8 @@ def read_prices(admin: Admin, tokens: Mapping[str, str]) -> list[dict[str, Any]]
     would find it too old (`stale`, against `TradeRouter.maxPriceAge` and the latest block's time);
     and its market: `marketStatus`, `sharePrice` (as quoted) and `multiplier` (in force, and the next
     one while a change is pending)."""
+    from relayer.feed import read_market
+
     max_age_s = int(admin.router.functions.maxPriceAge().call())
     now = int(admin.w3.eth.get_block("latest")["timestamp"])
     out: list[dict[str, Any]] = []

@@ -411,6 +411,17 @@ class MultiplierSchedule:
         }
 
 
+def market_json(
+    status: MarketStatus, schedule: MultiplierSchedule, share_price: int | None, now: int
+) -> dict[str, Any]:
+    """A token's market fields as the CLI shows them next to its price."""
+    return {
+        "marketStatus": status.label,
+        "sharePrice": format_amount(share_price, 8) if share_price is not None else None,
+        "multiplier": schedule.to_json(now),
+    }
+
+
 # ---------------------------------------------------------------------------------------- gap report
 
 
