@@ -17,7 +17,9 @@ from web3 import Web3
 
 from relayer.chain import rpc
 from relayer.chain.events import DecodedLog, EventDecoder
+from relayer.domain.exits import trigger_threshold
 from relayer.domain.ladder import exits_to_json
+from relayer.domain.market import exit_gap_json
 from relayer.state import ChainState, PositionInfo
 from relayer.store import mirror
 
@@ -53,6 +55,17 @@ def _jsonable(args: dict[str, Any]) -> dict[str, Any]:
         return v
 
     return {k: conv(v) for k, v in args.items()}
+
+
+def exit_trigger_price(position: PositionInfo | None, rule_index: int, token_decimals: int) -> int | None:
+    """The oracle price at which rule ``rule_index`` fired, as the keeper's trigger index computes it
+    (`trigger_threshold`, exact) for the position as it stood before the fill: the ladder in force,
+    the size and the basis then. None when the relayer did not see that rule (an unknown position,
+    an index beyond its ladder) or no oracle price triggers it."""
+    if position is None or not 0 <= rule_index < len(position.rules):
+        return None
+    return trigger_threshold(position.rules[rule_index], position.size, position.cost_basis, token_decimals)
+
 
 
 class Indexer:
@@ -161,6 +174,13 @@ class Indexer:
         return to_block - from_block + 1
 
     def _apply(self, session: Session, event: DecodedLog, timestamp: int) -> None:
+        trigger: int | None = None
+        if event.name == "ExitExecuted":
+            # The trigger of the ladder in force when the rule fired: read before the fill applies.
+            before = self.state.positions.get(event.args["positionId"])
+            token = self.state.tokens.get(before.token) if before is not None else None
+            if token is not None:
+                trigger = exit_trigger_price(before, event.args["fill"]["ruleIndex"], token.decimals)
         position = self.state.apply(event, timestamp)
         persist = event.block_number >= self._persist_from
         if event.name == "NonceUsed" or position is not None:
@@ -174,6 +194,8 @@ class Indexer:
         if persist:
             mirror.upsert_position(session, position)
             data = _jsonable(event.args)
+            if event.name == "ExitExecuted":
+                data["triggerPrice"] = trigger  # 8-decimal base units, or None
             mirror.add_position_event(
                 session,
                 position.position_id,
@@ -187,6 +209,10 @@ class Indexer:
             stream = {"positionId": str(position.position_id), "txHash": event.tx_hash, **data}
             if event.name == "ExitLadderSet":
                 stream["rules"] = exits_to_json(position.rules)
+            elif event.name == "ExitExecuted":
+                f = event.args["fill"]
+                decimals = self.state.tokens[position.token].decimals
+                stream.update(exit_gap_json(trigger, f["oraclePrice"], f["usdcOut"], f["tokensIn"], decimals))
             mirror.append_stream(
                 session,
                 position.agent_id,

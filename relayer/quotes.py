@@ -10,6 +10,7 @@ from typing import Any
 from relayer import eip712
 from relayer.amounts import format_amount
 from relayer.domain import exits as exit_math
+from relayer.domain.calendar import ExchangeCalendar
 from relayer.domain.ladder import MAX_RULES, exits_to_json
 from relayer.domain.limits import usage
 from relayer.domain.track import Track
@@ -19,6 +20,7 @@ from relayer.intents.build import USDC_DECIMALS, Built, agent_of, amount, exits_
 from relayer.intents.pipeline import IntentService
 from relayer.numbers import NumberError, loads_strict, parse_uint
 from relayer.state import AgentInfo, PositionInfo, TokenInfo
+from relayer.views import position_market_json
 
 DEFAULT_SLIPPAGE_BPS = 100
 DEFAULT_DEADLINE_S = 300
@@ -101,7 +103,11 @@ def _resolve_position(service: IntentService, agent: AgentInfo, params: Mapping[
 
 
 def quote(
-    service: IntentService, agent_id: int | str, primary_type: str, params: Mapping[str, str]
+    service: IntentService,
+    agent_id: int | str,
+    primary_type: str,
+    params: Mapping[str, str],
+    calendar: ExchangeCalendar | None = None,
 ) -> dict[str, Any]:
     now = service.chain_now()
     with service.sessions() as session, service.state.read():
@@ -193,6 +199,7 @@ def quote(
             "vault": agent.vault,
             "nonce": ctx.expected_nonce,
             "price": price_json(service, token, now),
+            **position_market_json(service.state, token.address, now, calendar),
             "allocation": u.to_json(),
             "track": track_name,
             "exitBounds": bounds_json(track),

@@ -11,7 +11,7 @@ from relayer.domain import exits as exit_math
 from relayer.domain.calendar import ExchangeCalendar
 from relayer.domain.ladder import exits_to_json
 from relayer.domain.limits import AgentBook, usage
-from relayer.domain.market import MarketStatus
+from relayer.domain.market import MarketStatus, exit_gap_json
 from relayer.state import AgentInfo, ChainState, PositionInfo
 from relayer.store.models import KeeperAudit, PositionEvent
 
@@ -68,7 +68,18 @@ def agent_json(state: ChainState, agent: AgentInfo, now: int, next_nonce: int) -
     }
 
 
-def position_json(state: ChainState, p: PositionInfo) -> dict[str, Any]:
+def position_market_json(
+    state: ChainState, token: str, now: int, calendar: ExchangeCalendar | None
+) -> dict[str, Any]:
+    """The market fields of quotes and positions: ``marketStatus``, ``nextOpen`` and ``multiplier`` as
+    on GET /prices (whose ``sharePrice`` stays there)."""
+    m = market_json(state, token, now, calendar)
+    return {"marketStatus": m["marketStatus"], "nextOpen": m["nextOpen"], "multiplier": m["multiplier"]}
+
+
+def position_json(
+    state: ChainState, p: PositionInfo, now: int, calendar: ExchangeCalendar | None
+) -> dict[str, Any]:
     token = state.tokens[p.token]
     dec = token.decimals
     price = state.prices.get(p.token)
@@ -101,6 +112,7 @@ def position_json(state: ChainState, p: PositionInfo) -> dict[str, Any]:
     else:
         out["value"] = "0"
         out["unrealizedPnl"] = "0"
+    out.update(position_market_json(state, p.token, now, calendar))
     ladder = []
     for i, (rule, raw) in enumerate(zip(p.rules, exits_to_json(p.rules), strict=True)):
         threshold = exit_math.display_trigger_price(rule, p.size, p.cost_basis, dec) if p.size else None
@@ -146,10 +158,11 @@ def history_json(state: ChainState, p: PositionInfo, e: PositionEvent) -> dict[s
             ruleIndex=f["ruleIndex"],
             usdc=usd(f["usdcOut"]),
             tokens=format_amount(f["tokensIn"], dec),
-            oraclePrice=_price(f["oraclePrice"]),
             oracleRoundId=f["oracleRoundId"],
             realizedPnl=usd(f["realizedPnl"]),
         )
+        # The gap report (SPEC §5.6): the trigger was stored at index time, for the ladder then.
+        out.update(exit_gap_json(d.get("triggerPrice"), f["oraclePrice"], f["usdcOut"], f["tokensIn"], dec))
     elif e.kind == "ladder":
         out.update(
             exitsHash=d["exitsHash"],

@@ -4,6 +4,9 @@ The agent's `PositionOpened` logs name its positions; `TradeRouter.position(id)`
 size, cost basis, ladder hash and fired mask; the latest `ExitLadderSet` log gives the ladder's rules;
 `PositionReduced` and `ExitExecuted` give realized PnL. The figures use the contracts' own integer
 arithmetic (below, pure and tested), so a rule shown as triggered is one `executeExit` would fire.
+Each exit shows its gap report (SPEC §5.6): the rule's trigger price for the ladder, size and basis in
+force when it fired (the keeper's `trigger_threshold`), the oracle price that fired it, the fill price
+and the slippage of the fill against the trigger.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from relayer.amounts import format_amount
 from relayer.chain.admin import PRICE_DECIMALS, USDC_DECIMALS
 from relayer.cli.output import JsonOption, Output, table
 from relayer.cli.session import Deployment, Session
+from relayer.domain.exits import trigger_threshold
+from relayer.domain.market import exit_gap_json
+from relayer.eip712 import ExitRule, TriggerType
 
 BPS = 10_000
 STOP_LOSS = 0
@@ -108,6 +114,27 @@ def ladder_json(
     return out
 
 
+def exit_json(rules: Sequence[Rule], fill: Mapping[str, Any], token_decimals: int) -> dict[str, Any]:
+    """One ``ExitExecuted`` fill with its gap report. The position before the fill follows from the
+    fill itself: size + tokensIn, and costBasis + the basis removed (usdcOut − realizedPnl); the
+    trigger is the exact one for that size and basis under ``rules`` (the ladder then in force)."""
+    index = int(fill["ruleIndex"])
+    tokens_in, usdc_out = int(fill["tokensIn"]), int(fill["usdcOut"])
+    size_before = int(fill["size"]) + tokens_in
+    basis_before = int(fill["costBasis"]) + usdc_out - int(fill["realizedPnl"])
+    trigger: int | None = None
+    if 0 <= index < len(rules):
+        r = rules[index]
+        rule = ExitRule(TriggerType(r.trigger_type), r.trigger_bps, r.exit_bps)
+        trigger = trigger_threshold(rule, size_before, basis_before, token_decimals)
+    return {
+        "ruleIndex": index,
+        "tokens": format_amount(tokens_in, token_decimals),
+        "usdc": format_amount(usdc_out, USDC_DECIMALS),
+        **exit_gap_json(trigger, int(fill["oraclePrice"]), usdc_out, tokens_in, token_decimals),
+    }
+
+
 # ------------------------------------------------------------------------------- chain reads
 
 
@@ -129,15 +156,19 @@ def read_positions(dep: Deployment, agent_id: int, status: Status) -> list[dict[
     router = admin.router
     opened = _logs(dep, "PositionOpened", agent_id)
     ladders: dict[int, Any] = {}
+    ladder_history: dict[int, list[Any]] = defaultdict(list)
     for log in _logs(dep, "ExitLadderSet", agent_id):
         ladders[int(log["args"]["positionId"])] = log
+        ladder_history[int(log["args"]["positionId"])].append(log)
     realized: dict[int, int] = defaultdict(int)
     for log in _logs(dep, "PositionReduced", agent_id):
         realized[int(log["args"]["positionId"])] += int(log["args"]["realizedPnl"])
     # A closed position's stored fired mask is gone; its exits since the last ladder say which fired.
     fired_by_logs: dict[int, int] = defaultdict(int)
+    exit_logs: dict[int, list[Any]] = defaultdict(list)
     for log in _logs(dep, "ExitExecuted", agent_id):
         position_id = int(log["args"]["positionId"])
+        exit_logs[position_id].append(log)
         realized[position_id] += int(log["args"]["fill"]["realizedPnl"])
         ladder_log = ladders.get(position_id)
         if ladder_log is None or _order(log) > _order(ladder_log):
@@ -166,12 +197,21 @@ def read_positions(dep: Deployment, agent_id: int, status: Status) -> list[dict[
         entry = entry_price(cost_basis, size, dec)
         value = value_usdc(size, price, dec) if price is not None else None
         ladder = ladders.get(position_id)
-        rules = [
-            Rule(int(r["triggerType"]), int(r["triggerBps"]), int(r["exitBps"]))
-            for r in (ladder["args"]["rules"] if ladder is not None else [])
-        ]
+        rules = [_rule(r) for r in (ladder["args"]["rules"] if ladder is not None else [])]
         fired = int(fired_mask) if is_open else fired_by_logs[position_id]
         block = dep.w3.eth.get_block(log["blockNumber"])
+        exits = []
+        for exit_log in exit_logs[position_id]:
+            # The ladder in force: the last one set before the exit (logs are in chain order).
+            before = [x for x in ladder_history[position_id] if _order(x) < _order(exit_log)]
+            then = [_rule(r) for r in before[-1]["args"]["rules"]] if before else []
+            exits.append(
+                {
+                    **exit_json(then, exit_log["args"]["fill"], dec),
+                    "block": int(exit_log["blockNumber"]),
+                    "transactionHash": "0x" + bytes(exit_log["transactionHash"]).hex(),
+                }
+            )
         out.append(
             {
                 "id": position_id,
@@ -199,9 +239,26 @@ def read_positions(dep: Deployment, agent_id: int, status: Status) -> list[dict[
                     value=value if is_open else None,
                     cost_basis=cost_basis,
                 ),
+                "exits": exits,
             }
         )
     return out
+
+
+def _rule(r: Any) -> Rule:
+    return Rule(int(r["triggerType"]), int(r["triggerBps"]), int(r["exitBps"]))
+
+
+def _exits_text(exits: Sequence[Mapping[str, Any]]) -> str:
+    """``#0 trigger 173.23250000 oracle 160 fill 159.52 (−791 bps)`` per exit."""
+    parts = []
+    for e in exits:
+        slip = f" ({e['slippageBps']:+d} bps)" if e["slippageBps"] is not None else ""
+        parts.append(
+            f"#{e['ruleIndex']} trigger {e['triggerPrice'] or '-'} oracle {e['oraclePrice']} "
+            f"fill {e['fillPrice'] or '-'}{slip}"
+        )
+    return "\n".join(parts) or "-"
 
 
 def _ladder_text(ladder: Sequence[Mapping[str, Any]]) -> str:
@@ -244,6 +301,7 @@ def positions(
                     "unrealized PnL",
                     "realized PnL",
                     "ladder (trigger price, USD)",
+                    "exits (trigger, oracle, fill price, slippage)",
                 ],
                 [
                     [
@@ -259,6 +317,7 @@ def positions(
                         else p["unrealizedPnl"] or "-",
                         p["realizedPnl"],
                         _ladder_text(p["ladder"]),
+                        _exits_text(p["exits"]),
                     ]
                     for p in rows
                 ],

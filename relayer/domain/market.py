@@ -476,6 +476,29 @@ def fill_price(usdc_out: int, tokens_in: int, token_decimals: int) -> int:
     return usdc_out * scale // tokens_in
 
 
+def exit_gap_json(
+    trigger_price: int | None, oracle_price: int, usdc_out: int, tokens_in: int, token_decimals: int
+) -> dict[str, Any]:
+    """The gap fields of one exit for the API and the event stream: ``triggerPrice`` (the rule's
+    exact firing boundary for the position as it stood), ``oraclePrice``, ``fillPrice``
+    (``usdcOut / tokensIn``, rounded down) and ``slippageBps`` / ``gapBps`` against the trigger.
+    What cannot be known is null: the trigger of a rule the relayer never saw (a mirror older than
+    the gap report, or a threshold no oracle price reaches), the fill of a rule that sold nothing."""
+    fill = fill_price(usdc_out, tokens_in, token_decimals) if tokens_in > 0 else None
+    out: dict[str, Any] = {
+        "triggerPrice": format_amount(trigger_price, 8) if trigger_price is not None else None,
+        "oraclePrice": format_amount(oracle_price, 8),
+        "fillPrice": format_amount(fill, 8) if fill is not None else None,
+        "slippageBps": None,
+        "gapBps": None,
+    }
+    if trigger_price is not None and trigger_price > 0:
+        out["gapBps"] = signed_bps(oracle_price, trigger_price)
+        if fill is not None:
+            out["slippageBps"] = gap_report(trigger_price, oracle_price, fill).slippage_bps
+    return out
+
+
 def windows_between(days: Sequence[TradingDay], hours: SessionHours = NYSE_HOURS) -> list[Window]:
     """Every window of ``days`` in time order (for displays and tests)."""
     return sorted((w for d in days for w in day_windows(d, hours)), key=lambda w: w.start)

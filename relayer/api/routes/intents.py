@@ -33,6 +33,7 @@ from relayer.api.schemas.quotes import (
     QuotePublic,
     QuoteReduceQuery,
 )
+from relayer.domain.calendar import ExchangeCalendar, calendar_if_loaded
 from relayer.errors import RelayerError
 from relayer.intents import checks
 from relayer.intents.build import agent_of
@@ -104,6 +105,12 @@ def _submit_responses(codes: tuple[str, ...]) -> dict[int | str, dict[str, Any]]
 
 
 # ---------------------------------------------------------------------- quotes
+
+
+def _calendar(services: ServicesDep) -> ExchangeCalendar | None:
+    """The exchange calendar behind a quote's ``nextOpen``, if loaded (never waits for pandas)."""
+    return calendar_if_loaded(services.settings.market_calendar)
+
 #
 # Quotes and verify are `async def` although they do blocking work: they only read memory and run one
 # short indexed query, and as `def` routes every request took two thread-pool hops (the endpoint,
@@ -115,7 +122,7 @@ async def quote_open(
     agent_id: AgentIdPath, query: Annotated[QuoteOpenQuery, Query()], services: ServicesDep
 ) -> JSONResponse:
     """The OpenPosition to sign: `symbol`, `usdcAmount`, `exits` (URL-encoded JSON array)."""
-    return public(quote(services.intents, agent_id, "OpenPosition", query.params()))
+    return public(quote(services.intents, agent_id, "OpenPosition", query.params(), _calendar(services)))
 
 
 @router.get("/agents/{agent_id}/add-intents", response_model=QuotePublic, responses=_QUOTE_POSITION)
@@ -123,7 +130,7 @@ async def quote_add(
     agent_id: AgentIdPath, query: Annotated[QuoteAddQuery, Query()], services: ServicesDep
 ) -> JSONResponse:
     """The AddToPosition to sign: `positionId` or `symbol`, `usdcAmount`."""
-    return public(quote(services.intents, agent_id, "AddToPosition", query.params()))
+    return public(quote(services.intents, agent_id, "AddToPosition", query.params(), _calendar(services)))
 
 
 @router.get("/agents/{agent_id}/reduce-intents", response_model=QuotePublic, responses=_QUOTE_POSITION)
@@ -131,7 +138,7 @@ async def quote_reduce(
     agent_id: AgentIdPath, query: Annotated[QuoteReduceQuery, Query()], services: ServicesDep
 ) -> JSONResponse:
     """The ReducePosition to sign: `positionId` or `symbol`, `tokenAmount` (default: all)."""
-    return public(quote(services.intents, agent_id, "ReducePosition", query.params()))
+    return public(quote(services.intents, agent_id, "ReducePosition", query.params(), _calendar(services)))
 
 
 @router.get("/agents/{agent_id}/exit-ladder-intents", response_model=QuotePublic, responses=_QUOTE_POSITION)
@@ -139,7 +146,7 @@ async def quote_ladder(
     agent_id: AgentIdPath, query: Annotated[QuoteLadderQuery, Query()], services: ServicesDep
 ) -> JSONResponse:
     """The UpdateExitLadder to sign: `positionId` or `symbol`, `exits` (URL-encoded JSON array)."""
-    return public(quote(services.intents, agent_id, "UpdateExitLadder", query.params()))
+    return public(quote(services.intents, agent_id, "UpdateExitLadder", query.params(), _calendar(services)))
 
 
 # ---------------------------------------------------------------------- submits

@@ -13,6 +13,7 @@ from relayer.api.routes._common import public
 from relayer.api.routing import StrictJsonRoute
 from relayer.api.schemas.common import AgentIdPath, PositionIdPath, error_responses
 from relayer.api.schemas.reads import PositionDetailPublic, PositionsPublic
+from relayer.domain.calendar import calendar_if_loaded
 from relayer.intents.build import agent_of, position_of
 from relayer.store.models import KeeperAudit, PositionEvent
 from relayer.views import audit_json, history_json, position_json
@@ -31,6 +32,8 @@ def list_positions(
     status: Literal["open", "closed", "all"] = Query(default="open", description="Which positions."),
 ) -> JSONResponse:
     state = services.state
+    now = services.intents.chain_now()
+    calendar = calendar_if_loaded(services.settings.market_calendar)  # never waits for pandas
     with state.read():
         agent = agent_of(state, agent_id)
         chosen = [
@@ -38,7 +41,8 @@ def list_positions(
             for p in state.positions.values()
             if p.agent_id == agent.agent_id and (status == "all" or (p.open == (status == "open")))
         ]
-        positions = [position_json(state, p) for p in sorted(chosen, key=lambda p: p.position_id)]
+        chosen.sort(key=lambda p: p.position_id)
+        positions = [position_json(state, p, now, calendar) for p in chosen]
     return public({"positions": positions})
 
 
@@ -49,10 +53,12 @@ def list_positions(
 )
 def get_position(agent_id: AgentIdPath, position_id: PositionIdPath, services: ServicesDep) -> JSONResponse:
     state = services.state
+    now = services.intents.chain_now()
+    calendar = calendar_if_loaded(services.settings.market_calendar)
     with state.read():
         agent = agent_of(state, agent_id)
         p = position_of(state, agent, position_id)
-        out = position_json(state, p)
+        out = position_json(state, p, now, calendar)
     with services.sessions() as session:
         events = session.scalars(
             select(PositionEvent).where(PositionEvent.position_id == p.position_id).order_by(PositionEvent.id)

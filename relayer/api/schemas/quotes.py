@@ -10,7 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from relayer.api.schemas.common import Public, StrictUint
-from relayer.api.schemas.reads import ExitRulePublic, LimitsPublic
+from relayer.api.schemas.reads import (
+    MARKET_STATUS_DOC,
+    MULTIPLIER_DOC,
+    NEXT_OPEN_DOC,
+    ExitRulePublic,
+    LimitsPublic,
+    MarketStatusLabel,
+    MultiplierPublic,
+)
 from relayer.numbers import MAX_DB_ID, MAX_UINT256
 
 # Bounds on the inner int and the strict validator last: that keeps the bounds in the document.
@@ -161,6 +169,9 @@ class QuotePublic(Public):
     vault: str
     nonce: int = Field(description="The next nonce, after the agent's intents in flight.")
     price: QuotePricePublic
+    marketStatus: MarketStatusLabel = Field(description=MARKET_STATUS_DOC)
+    nextOpen: int | None = Field(description=NEXT_OPEN_DOC)
+    multiplier: MultiplierPublic = Field(description=MULTIPLIER_DOC)
     allocation: LimitsPublic
     track: str
     exitBounds: ExitBoundsPublic

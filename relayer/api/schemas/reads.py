@@ -35,6 +35,12 @@ class MultiplierPublic(Public):
     epoch: int
 
 
+MarketStatusLabel = Literal["Unknown", "PreMarket", "Regular", "PostMarket", "Overnight", "Closed", "Halted"]
+MARKET_STATUS_DOC = "The oracle's market status for the token (SPEC §5.6)."
+NEXT_OPEN_DOC = "Unix seconds of the next regular open while the market is not Regular (calendar)."
+MULTIPLIER_DOC = "The share multiplier in force, and the next one."
+
+
 class PricePublic(Public):
     symbol: str
     token: str = Field(description="The token's address.")
@@ -42,13 +48,9 @@ class PricePublic(Public):
     updatedAt: int | None = Field(description="Unix seconds of the oracle round.")
     roundId: int | None
     stale: bool = Field(description="Older than the router's maximum price age at chain time.")
-    marketStatus: Literal[
-        "Unknown", "PreMarket", "Regular", "PostMarket", "Overnight", "Closed", "Halted"
-    ] = Field(description="The oracle's market status for the token (SPEC §5.6).")
-    nextOpen: int | None = Field(
-        description="Unix seconds of the next regular open while the market is not Regular (calendar)."
-    )
-    multiplier: MultiplierPublic = Field(description="The share multiplier in force, and the next one.")
+    marketStatus: MarketStatusLabel = Field(description=MARKET_STATUS_DOC)
+    nextOpen: int | None = Field(description=NEXT_OPEN_DOC)
+    multiplier: MultiplierPublic = Field(description=MULTIPLIER_DOC)
     sharePrice: Decimal | None = Field(
         description="USD per share as quoted (price = sharePrice × multiplier)."
     )
@@ -146,6 +148,9 @@ class PositionPublic(Public):
     value: Decimal
     unrealizedPnl: Decimal
     ladder: list[LadderRulePublic]
+    marketStatus: MarketStatusLabel = Field(description=MARKET_STATUS_DOC)
+    nextOpen: int | None = Field(description=NEXT_OPEN_DOC)
+    multiplier: MultiplierPublic = Field(description=MULTIPLIER_DOC)
 
 
 class PositionsPublic(Public):
@@ -173,6 +178,19 @@ class PositionEventPublic(Public):
     oracleRoundId: int | None = None
     exitsHash: str | None = None
     rules: list[ExitRulePublic] | None = None
+    triggerPrice: Decimal | None = Field(
+        default=None,
+        description="exit: the rule's exact trigger price for the ladder, size and basis in force then.",
+    )
+    fillPrice: Decimal | None = Field(default=None, description="exit: usdc / tokens, rounded down.")
+    slippageBps: int | None = Field(
+        default=None,
+        description="exit: (fillPrice − triggerPrice) / triggerPrice in bps, signed, rounded toward −∞.",
+    )
+    gapBps: int | None = Field(
+        default=None,
+        description="exit: (oraclePrice − triggerPrice) / triggerPrice in bps, rounded toward −∞.",
+    )
 
 
 class AuditPublic(Public):
