@@ -115,3 +115,31 @@ def test_pnl_bps_truncates_towards_zero() -> None:
     assert pnl_bps(1_050_000_000, 1_000_000_000) == 500
     assert pnl_bps(949_999_999, 1_000_000_000) == -500
     assert pnl_bps(1, 0) is None
+
+
+def test_exit_gap_report_recovers_the_position_before_the_fill() -> None:
+    """An ExitExecuted fill alone gives the size and basis before it: the trigger is the keeper's."""
+    from relayer.amounts import format_amount
+    from relayer.cli.positions import Rule, exit_json
+    from relayer.domain.exits import PositionState, decide_exits, trigger_threshold
+
+    stop = ExitRule(TriggerType.STOP_LOSS, -500, 5000)
+    size, basis = 5_467_000_000_000_000_000, 1_000_000_000
+    [fire] = decide_exits(PositionState(size, basis, 0, 18), [stop], 160_00000000, 10)
+    fill = {
+        "ruleIndex": 0,
+        "tokensIn": fire.tokens_in,
+        "usdcOut": fire.usdc_out,
+        "oraclePrice": 160_00000000,
+        "realizedPnl": fire.realized_pnl,
+        "size": fire.size_after,
+        "costBasis": fire.cost_basis_after,
+    }
+    out = exit_json([Rule(0, -500, 5000)], fill, 18)
+    trigger = trigger_threshold(stop, size, basis, 18)
+    assert trigger is not None
+    fill_price = fire.usdc_out * 10**20 // fire.tokens_in
+    assert out["triggerPrice"] == format_amount(trigger, 8)
+    assert out["fillPrice"] == format_amount(fill_price, 8)
+    assert out["slippageBps"] == (fill_price - trigger) * 10_000 // trigger < -700
+    assert exit_json([], fill, 18)["triggerPrice"] is None  # a ladder the reader never saw

@@ -9,6 +9,7 @@ import importlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,29 @@ def test_responses_match_their_public_models(api: Api) -> None:
     assert r.status_code == 201, r.text
     IntentPublic.model_validate(r.json())
     assert q["nonce"] == body["nonce"]
+
+
+def test_exit_gap_report_and_market_fields_match_their_models(api: Api) -> None:
+    """An exit's gap report and the market fields of quotes and positions are in the closed models."""
+    agent_id, _key = api.agent(0)
+    position_id = open_position(api)
+    c = api.client
+    quote = c.get(f"/agents/{agent_id}/trade-intents/quote", params={"symbol": "AAPL"}).json()
+    QuotePublic.model_validate(quote)
+    assert {"marketStatus", "nextOpen", "multiplier"} <= set(quote)
+    token = api.stack.manifest.tokens["NVDA"]
+    api.stack.admin.set_prices([token], [100_00000000])  # through every stop the ladder may hold
+    deadline = time.monotonic() + 10
+    while (detail := c.get(f"/agents/{agent_id}/positions/{position_id}").json())["status"] != "closed":
+        assert time.monotonic() < deadline, detail
+        time.sleep(0.05)
+    PositionDetailPublic.model_validate(detail)
+    [exit_] = [h for h in detail["history"] if h["kind"] == "exit"]
+    assert all(exit_[k] is not None for k in ("triggerPrice", "fillPrice", "slippageBps", "gapBps"))
+    assert exit_["oraclePrice"] == "100" and exit_["slippageBps"] < 0
+    listed = c.get(f"/agents/{agent_id}/positions", params={"status": "all"}).json()
+    PositionsPublic.model_validate(listed)
+    assert all({"marketStatus", "nextOpen", "multiplier"} <= set(p) for p in listed["positions"])
 
 
 def generate_client(api: Api, where: Path) -> Any:
