@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from httpx import Response
 
+from relayer.intents.lifecycle import IntentState
+
 from .conftest import Api
 from .test_api_idempotency import nonces_used
 from .test_api_rejections import LADDER, SL, TP, open_position, rpc, settle, signed, submit
@@ -166,7 +168,8 @@ def test_a_successor_recorded_while_its_predecessor_is_rejected_is_not_stranded(
 
         def context_then_predecessor_rejected(*args: Any, **kwargs: Any) -> Any:
             ctx = real_context(*args, **kwargs)  # still counts the waiting intent as in flight
-            intents._close(waiting_id, "rejected", "slippage_exceeded: the router would revert", None)
+            reason = "slippage_exceeded: the router would revert"
+            intents.close(waiting_id, IntentState.REJECTED, reason, None)
             return ctx
 
         _q, late = signed(

@@ -16,7 +16,8 @@ from relayer.errors import RelayerError, invalid_request
 from relayer.intents import checks
 from relayer.intents.bodies import AddBody, LadderBody, OpenBody, PrimaryType, ReduceBody
 from relayer.intents.build import agent_of
-from relayer.intents.pipeline import intent_json
+from relayer.intents.lifecycle import intent_json
+from relayer.intents.waiting import Answer
 from relayer.quotes import quote
 from relayer.store.models import Intent
 
@@ -77,6 +78,10 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 Prefer = Annotated[str | None, Header(alias="Prefer")]
 
 
+# The route, not the pipeline, decides the HTTP status (SPEC §2.3).
+_STATUS_BY_ANSWER = {Answer.EXISTING: 200, Answer.CONFIRMED: 201, Answer.IN_FLIGHT: 202}
+
+
 def _submit(
     services: ServicesDep,
     agent_id: str,
@@ -95,8 +100,9 @@ def _submit(
     result = services.intents.submit(
         agent_id, primary_type, body.model_dump(), idempotency_key=key, wait_s=_wait(prefer)
     )
-    services.metrics.intents.labels(primary_type, str(result.status_code)).inc()
-    return JSONResponse(result.body, status_code=result.status_code)
+    status_code = _STATUS_BY_ANSWER[result.answer]
+    services.metrics.intents.labels(primary_type, str(status_code)).inc()
+    return JSONResponse(result.body, status_code=status_code)
 
 
 @router.post("/agents/{agent_id}/trade-intents", status_code=201)

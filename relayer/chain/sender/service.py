@@ -35,8 +35,8 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +49,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from web3 import Web3
-from web3.exceptions import BlockNotFound, RequestTimedOut, TransactionNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from relayer.chain import rpc
 from relayer.chain.fees import AtCap, FeePolicy, Fees, initial_fees, next_fees
@@ -152,13 +152,9 @@ class ChainIdMismatchError(RuntimeError):
         self.actual = actual
 
 
-@contextmanager
-def _rpc(what: str) -> Iterator[None]:
+def _rpc(what: str) -> AbstractContextManager[None]:
     """Transport failures on reads → `ChainUnavailableError`, named after what was being read."""
-    try:
-        yield
-    except (OSError, RequestTimedOut) as exc:  # requests' exceptions are OSErrors
-        raise ChainUnavailableError(f"the chain node is unreachable ({what}: {type(exc).__name__})") from exc
+    return rpc.transport_errors(what)
 
 
 def _hex(value: bytes) -> str:
