@@ -78,6 +78,7 @@ class Dispatcher:
         sender: Sender,
         policy: BatchPolicy | None = None,
         built_cache: Callable[[int], Built | None] = lambda _id: None,
+        on_sent: Callable[[list[int]], None] = lambda _ids: None,
     ) -> None:
         self.sessions = sessions
         self.prepare = prepare
@@ -86,6 +87,7 @@ class Dispatcher:
         self.sender = sender
         self.policy = policy or BatchPolicy()
         self.built_cache = built_cache  # intents this process built at submit: no rebuild needed
+        self.on_sent = on_sent  # told the intents a recorded transaction now carries
         self._wake = threading.Condition()
         self._woken = False
         self._pass_lock = threading.Lock()
@@ -247,6 +249,7 @@ class Dispatcher:
         except _ConflictError:
             return  # another dispatcher (or a finalizer) moved an item: the next pass redoes it
         self.sender.broadcast(request_id)
+        self.on_sent([c.intent_id for c, _b in items])
 
     def _record(self, items: Sequence[tuple[Candidate, Built]], data: bytes, gas: int) -> int:
         """One database transaction: the transaction request and every item's move to `submitted`."""

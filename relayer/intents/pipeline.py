@@ -86,6 +86,7 @@ class IntentService:
             sender=sender,
             policy=policy,
             built_cache=self._take_built,
+            on_sent=self.waiters.wake,
         )
         sender.add_listener(self.tx_settled)
 
@@ -159,6 +160,7 @@ class IntentService:
                 sessions=self.sessions,
                 state=self.state,
                 finalize=self.finalizer.finalize_settled,
+                until_sent=first_in_line,
             )
         finally:
             self.waiters.unwatch(intent_id)

@@ -23,6 +23,9 @@ ANSWER_BACKSTOP_S: Final = 1.0
 # Once confirmed it waits for this process's indexer: woken by its batches (`indexed`), this in-memory
 # look is the backstop.
 INDEXED_POLL_S: Final = 0.25
+# A submit with no wait (`Prefer: wait=0`) whose intent is next in line is answered once its
+# transaction is recorded (`submitted`, SPEC §2.3) — at most this long, if a batch is in flight.
+SENT_WAIT_S: Final = 5.0
 
 
 class Answer(StrEnum):
@@ -102,11 +105,15 @@ def answer(
     sessions: sessionmaker[Session],
     state: ChainState,
     finalize: Callable[[int], object],
+    until_sent: bool = False,
 ) -> SubmitResult:
     """Wait for the intent's outcome: confirmed and indexed → CONFIRMED; rejected or failed → its
-    error; still on its way when the wait ends → IN_FLIGHT."""
-    deadline = time.monotonic() + wait_s
-    if wait_s > 0:
+    error; still on its way when the wait ends → IN_FLIGHT. With `until_sent`, the wait lasts at
+    least until the intent leaves `received` (bounded by SENT_WAIT_S)."""
+    start = time.monotonic()
+    deadline = start + wait_s
+    sent_deadline = start + SENT_WAIT_S if until_sent else start
+    if wait_s > 0 or until_sent:
         # Just recorded: nothing to read until its batch is sent and settles, which wakes this.
         waiter.woken.wait(timeout=min(ANSWER_BACKSTOP_S, wait_s))
     while True:
@@ -131,7 +138,8 @@ def answer(
                 return SubmitResult(Answer.CONFIRMED, intent_json(row))
             if status in CLOSED:
                 raise closed_error(row)
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline and (status is not IntentState.RECEIVED or now >= sent_deadline):
                 return SubmitResult(Answer.IN_FLIGHT, intent_json(row))
             block_number = row.block_number
             waiter.request_id = row.tx_request_id
@@ -144,4 +152,5 @@ def answer(
                     break
                 waiter.woken.wait(timeout=min(INDEXED_POLL_S, max(deadline - time.monotonic(), 0)))
             continue
-        waiter.woken.wait(timeout=min(ANSWER_BACKSTOP_S, max(deadline - time.monotonic(), 0)))
+        until = max(deadline, sent_deadline) if status is IntentState.RECEIVED else deadline
+        waiter.woken.wait(timeout=min(ANSWER_BACKSTOP_S, max(until - time.monotonic(), 0)))
