@@ -27,8 +27,9 @@ import {IntentHash} from "./libraries/IntentHash.sol";
 ///         and the venue do), and trusts the registries, oracle and venue its admin configured. The
 ///         venue is trusted for its prices, not its accounting: fills are booked as the vault's balance
 ///         change, and no call can re-enter the router (nonReentrant on every state-changing entry).
-///         Storage is packed so an open writes three fresh slots: the holding, its ladder hash and
-///         the position's owner record.
+///         Storage is packed and keyed so that an open writes one fresh slot, the position id's owner
+///         record: the holding and the ladder hash are kept per (agent, token) and left nonzero when
+///         a position closes, so the agent's next position in that token rewrites them (5k, not 22k).
 contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, ReentrancyGuardTransient {
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     uint256 private constant BPS = 10_000;
@@ -53,7 +54,9 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         uint64 deployed;
     }
 
-    /// @dev An open position, keyed by (agent, token) so the one-per-token rule is a single read.
+    /// @dev The agent's position in a token, keyed by (agent, token) so the one-per-token rule is a single
+    ///      read. Open ⇔ `ruleCount != 0` (an open position has 1 to 8 rules); a closed one keeps its
+    ///      `positionId` and zeros, so the slot stays nonzero for the next open.
     struct Holding {
         uint48 positionId;
         uint128 size;
@@ -80,7 +83,8 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
     mapping(uint256 agentId => AgentState) private _agents;
     mapping(uint256 agentId => mapping(address token => Holding)) private _holdings;
-    mapping(uint256 positionId => bytes32) private _exitsHashes;
+    /// @dev The current ladder's hash of the agent's position in a token; not cleared on close (see Holding).
+    mapping(uint256 agentId => mapping(address token => bytes32)) private _ladders;
     mapping(uint256 positionId => PositionRef) private _refs;
 
     constructor(
@@ -111,6 +115,13 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         whenNotPaused
         returns (uint256 positionId)
     {
+        return _openPosition(intent, exits, signature);
+    }
+
+    function _openPosition(OpenPosition calldata intent, ExitRule[] calldata exits, bytes calldata signature)
+        private
+        returns (uint256 positionId)
+    {
         bytes32 exitsHash = IntentHash.hash(exits);
         if (exitsHash != intent.exitsHash) revert ExitsHashMismatch(exitsHash, intent.exitsHash);
         (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
@@ -128,8 +139,8 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         if (intent.vault != agent.vault) revert VaultMismatch(agent.vault, intent.vault);
         address token = intent.token;
         if (!tokenRegistry.isAllowed(agent.vaultId, token)) revert TokenNotAllowed(agent.vaultId, token);
-        uint256 existing = _holdings[intent.agentId][token].positionId;
-        if (existing != 0) revert PositionExists(intent.agentId, token, existing);
+        Holding memory existing = _holdings[intent.agentId][token];
+        if (existing.ruleCount != 0) revert PositionExists(intent.agentId, token, existing.positionId);
         ExitLadder.validate(exits, agent.track);
         _checkBuyLimits(agent, st, intent.usdcAmount);
 
@@ -144,7 +155,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
             ruleCount: uint8(exits.length),
             firedMask: 0
         });
-        _exitsHashes[positionId] = intent.exitsHash;
+        _ladders[intent.agentId][token] = intent.exitsHash;
         _refs[positionId] = PositionRef({token: token, agentId: uint64(intent.agentId)});
         _agents[intent.agentId] = st;
 
@@ -158,6 +169,10 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         nonReentrant
         whenNotPaused
     {
+        _addToPosition(intent, signature);
+    }
+
+    function _addToPosition(AddToPosition calldata intent, bytes calldata signature) private {
         (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
             intent.agentId, intent.deadline, intent.nonce, IntentType.Add, IntentHash.hash(intent), signature
         );
@@ -184,6 +199,10 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         nonReentrant
         whenNotPaused
     {
+        _reducePosition(intent, signature);
+    }
+
+    function _reducePosition(ReducePosition calldata intent, bytes calldata signature) private {
         (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
             intent.agentId, intent.deadline, intent.nonce, IntentType.Reduce, IntentHash.hash(intent), signature
         );
@@ -213,6 +232,12 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         nonReentrant
         whenNotPaused
     {
+        _updateExitLadder(intent, exits, signature);
+    }
+
+    function _updateExitLadder(UpdateExitLadder calldata intent, ExitRule[] calldata exits, bytes calldata signature)
+        private
+    {
         bytes32 exitsHash = IntentHash.hash(exits);
         if (exitsHash != intent.exitsHash) revert ExitsHashMismatch(exitsHash, intent.exitsHash);
         (IAgentRegistry.AgentConfig memory agent, AgentState memory st) = _authorize(
@@ -224,7 +249,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         h.ruleCount = uint8(exits.length);
         h.firedMask = 0;
         _holdings[intent.agentId][token] = h;
-        _exitsHashes[intent.positionId] = exitsHash;
+        _ladders[intent.agentId][token] = exitsHash;
         _agents[intent.agentId] = st;
 
         emit ExitLadderSet(intent.positionId, intent.agentId, exitsHash, exits);
@@ -239,6 +264,10 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         whenNotPaused
         returns (uint256 fired)
     {
+        return _executeExit(positionId, exits);
+    }
+
+    function _executeExit(uint256 positionId, ExitRule[] calldata exits) private returns (uint256 fired) {
         (ExitContext memory ctx, Holding memory h) = _loadExit(positionId, exits);
         AgentState memory st = _agents[ctx.agentId];
         _rollDay(st);
@@ -253,6 +282,93 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
         _agents[ctx.agentId] = st;
         _storeAfterSale(ctx.agentId, ctx.token, h);
+    }
+
+    // ------------------------------------------------------------------ batches (SPEC §5.1)
+
+    /// @inheritdoc ITradeRouter
+    function executeIntents(IntentCall[] calldata items)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (bytes[] memory results)
+    {
+        results = new bytes[](items.length);
+        for (uint256 i; i < items.length; ++i) {
+            uint256 gasBefore = gasleft();
+            try this.executeIntentItem(items[i], i) {}
+            catch (bytes memory reason) {
+                _requireItemHadGas(gasBefore, reason);
+                results[i] = reason;
+                (uint256 agentId, uint256 nonce, bytes32 digest) = _intentKey(items[i]);
+                emit IntentFailed(agentId, nonce, digest, reason);
+            }
+        }
+    }
+
+    /// @inheritdoc ITradeRouter
+    function executeExits(ExitCall[] calldata items)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (bytes[] memory results)
+    {
+        results = new bytes[](items.length);
+        for (uint256 i; i < items.length; ++i) {
+            uint256 gasBefore = gasleft();
+            try this.executeExitItem(items[i].positionId, items[i].exits) {}
+            catch (bytes memory reason) {
+                _requireItemHadGas(gasBefore, reason);
+                results[i] = reason;
+                emit ExitSkipped(items[i].positionId, reason);
+            }
+        }
+    }
+
+    /// @notice One item of `executeIntents`, in its own call frame so that its failure reverts only
+    ///         its own effects. Only the router itself may call it (from a batch, which holds the
+    ///         reentrancy lock and has checked the pause).
+    function executeIntentItem(IntentCall calldata item, uint256 index) external {
+        if (msg.sender != address(this)) revert OnlySelf();
+        bytes calldata data = item.intent;
+        IntentType kind = item.intentType;
+        if (kind == IntentType.Open) {
+            if (data.length != 9 * 32 || _dirtyAddress(data, 1) || _dirtyAddress(data, 2) || _dirtyUint16(data, 5)) {
+                revert MalformedIntent(index);
+            }
+            OpenPosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            _openPosition(p, item.exits, item.signature);
+        } else if (kind == IntentType.Add) {
+            if (data.length != 7 * 32 || _dirtyUint16(data, 4) || item.exits.length != 0) revert MalformedIntent(index);
+            AddToPosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            _addToPosition(p, item.signature);
+        } else if (kind == IntentType.Reduce) {
+            if (data.length != 7 * 32 || _dirtyUint16(data, 4) || item.exits.length != 0) revert MalformedIntent(index);
+            ReducePosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            _reducePosition(p, item.signature);
+        } else {
+            if (data.length != 5 * 32) revert MalformedIntent(index);
+            UpdateExitLadder calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            _updateExitLadder(p, item.exits, item.signature);
+        }
+    }
+
+    /// @notice One item of `executeExits`; only the router itself may call it (see `executeIntentItem`).
+    function executeExitItem(uint256 positionId, ExitRule[] calldata exits) external {
+        if (msg.sender != address(this)) revert OnlySelf();
+        _executeExit(positionId, exits);
     }
 
     // ------------------------------------------------------------------ views
@@ -283,11 +399,11 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         view_.agentId = ref.agentId;
         view_.token = ref.token;
         Holding memory h = _holdings[ref.agentId][ref.token];
-        if (h.positionId == positionId) {
+        if (h.positionId == positionId && h.ruleCount != 0) {
             view_.open = true;
             view_.size = h.size;
             view_.costBasis = h.costBasis;
-            view_.exitsHash = _exitsHashes[positionId];
+            view_.exitsHash = _ladders[ref.agentId][ref.token];
             view_.ruleCount = h.ruleCount;
             view_.firedMask = h.firedMask;
         }
@@ -295,7 +411,8 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
     /// @inheritdoc ITradeRouter
     function openPositionOf(uint256 agentId, address token) external view returns (uint256) {
-        return _holdings[agentId][token].positionId;
+        Holding memory h = _holdings[agentId][token];
+        return h.ruleCount != 0 ? h.positionId : 0;
     }
 
     /// @inheritdoc ITradeRouter
@@ -379,6 +496,76 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         }
     }
 
+    /// @dev A failed item may only have lacked gas: by the 63/64 rule a caller can starve an item and
+    ///      keep enough to go on. Then fail the whole batch as out of gas (as `_requireSignerHadGas`
+    ///      does) rather than report a rejection the relayer would take as final. An item starved
+    ///      itself is left at most 1/64 of the gas it was given; one starved in a call it makes (vault,
+    ///      venue, token) reverts with that call's empty data, while the router's own checks and the
+    ///      parts' errors always carry data: empty revert data is treated as out of gas too.
+    function _requireItemHadGas(uint256 gasBefore, bytes memory reason) private view {
+        if (reason.length == 0 || gasleft() <= gasBefore / 64) {
+            assembly ("memory-safe") {
+                invalid()
+            }
+        }
+    }
+
+    /// @dev What `IntentFailed` says about a failed item: every intent type starts with `agentId` and
+    ///      ends with `nonce`; the digest is the one its single call verifies. Zeros when unreadable.
+    function _intentKey(IntentCall calldata item) private view returns (uint256 agentId, uint256 nonce, bytes32 digest) {
+        bytes calldata data = item.intent;
+        IntentType kind = item.intentType;
+        bytes32 structHash;
+        if (kind == IntentType.Open) {
+            if (data.length != 9 * 32 || _dirtyAddress(data, 1) || _dirtyAddress(data, 2) || _dirtyUint16(data, 5)) {
+                return (0, 0, 0);
+            }
+            OpenPosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            structHash = IntentHash.hash(p);
+        } else if (kind == IntentType.Add) {
+            if (data.length != 7 * 32 || _dirtyUint16(data, 4)) return (0, 0, 0);
+            AddToPosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            structHash = IntentHash.hash(p);
+        } else if (kind == IntentType.Reduce) {
+            if (data.length != 7 * 32 || _dirtyUint16(data, 4)) return (0, 0, 0);
+            ReducePosition calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            structHash = IntentHash.hash(p);
+        } else {
+            if (data.length != 5 * 32) return (0, 0, 0);
+            UpdateExitLadder calldata p;
+            assembly ("memory-safe") {
+                p := data.offset
+            }
+            structHash = IntentHash.hash(p);
+        }
+        agentId = uint256(bytes32(data[:32]));
+        nonce = uint256(bytes32(data[data.length - 32:]));
+        digest = _hashTypedDataV4(structHash);
+    }
+
+    function _word(bytes calldata data, uint256 i) private pure returns (uint256 w) {
+        assembly ("memory-safe") {
+            w := calldataload(add(data.offset, mul(i, 32)))
+        }
+    }
+
+    function _dirtyAddress(bytes calldata data, uint256 i) private pure returns (bool) {
+        return _word(data, i) >> 160 != 0;
+    }
+
+    function _dirtyUint16(bytes calldata data, uint256 i) private pure returns (bool) {
+        return _word(data, i) >> 16 != 0;
+    }
+
     /// @dev Opens and adds only; updates `st` with the trade's turnover and deployed capital.
     function _checkBuyLimits(IAgentRegistry.AgentConfig memory agent, AgentState memory st, uint256 usdcAmount)
         private
@@ -452,8 +639,8 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         PositionRef memory ref = _refs[positionId];
         if (ref.token == address(0)) revert PositionNotFound(positionId);
         h = _holdings[ref.agentId][ref.token];
-        if (h.positionId != positionId) revert PositionNotOpen(positionId);
-        bytes32 current = _exitsHashes[positionId];
+        if (h.positionId != positionId || h.ruleCount == 0) revert PositionNotOpen(positionId);
+        bytes32 current = _ladders[ref.agentId][ref.token];
         bytes32 provided = IntentHash.hash(exits);
         if (provided != current) revert LadderMismatch(positionId, current, provided);
 
@@ -504,10 +691,10 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
     function _storeAfterSale(uint256 agentId, address token, Holding memory h) private {
         if (h.size == 0) {
-            uint256 positionId = h.positionId;
-            delete _holdings[agentId][token];
-            delete _exitsHashes[positionId];
-            emit PositionClosed(positionId, agentId, token);
+            // Closed: only the id is kept, so the slot (and the ladder hash's) stays nonzero for the next open.
+            _holdings[agentId][token] =
+                Holding({positionId: h.positionId, size: 0, costBasis: 0, ruleCount: 0, firedMask: 0});
+            emit PositionClosed(h.positionId, agentId, token);
         } else {
             _holdings[agentId][token] = h;
         }
@@ -517,7 +704,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         PositionRef memory ref = _refs[positionId];
         if (ref.token == address(0) || ref.agentId != agentId) revert PositionNotFound(positionId);
         h = _holdings[agentId][ref.token];
-        if (h.positionId != positionId) revert PositionNotOpen(positionId);
+        if (h.positionId != positionId || h.ruleCount == 0) revert PositionNotOpen(positionId);
         return (ref.token, h);
     }
 

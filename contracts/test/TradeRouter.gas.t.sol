@@ -60,6 +60,15 @@ abstract contract GasMeter is Fixture {
 
     /// @dev Calls `router` with `data` from `caller`, records execution and transaction gas under `name`.
     function _measure(string memory name, address caller, bytes memory data) internal returns (bytes memory ret) {
+        return _measureIn("TradeRouter", name, caller, data);
+    }
+
+    /// @dev As `_measure`, into snapshot group `group` (execution) and `group`Tx (transaction); a batch
+    ///      (more than 4 bytes of selector and one word) also gets `name`_perItem: the transaction / items.
+    function _measureIn(string memory group, string memory name, address caller, bytes memory data)
+        internal
+        returns (bytes memory ret)
+    {
         _coolAll();
         vm.prank(caller);
         bool ok;
@@ -69,16 +78,27 @@ abstract contract GasMeter is Fixture {
                 revert(add(ret, 0x20), mload(ret))
             }
         }
-        uint256 execution = vm.snapshotGasLastCall("TradeRouter", name);
+        uint256 execution = vm.snapshotGasLastCall(group, name);
+        uint256 total = _txTotal(name, data, execution);
+        string memory txGroup = string.concat(group, "Tx");
+        vm.snapshotValue(txGroup, name, total);
+        uint256 items = _batchItems(data);
+        if (items != 0) {
+            vm.snapshotValue(txGroup, string.concat(name, "_perItem"), total / items);
+            emit log_named_uint(string.concat(name, " per item (tx total / items)"), total / items);
+        }
+    }
+
+    /// @return total what the transaction costs: `max(21000 + calldata + execution − refund, 21000 + floor)`
+    function _txTotal(string memory name, bytes memory data, uint256 execution) internal returns (uint256 total) {
         Vm.Gas memory g = vm.lastCallGas();
         uint256 refund = g.gasRefunded > 0 ? uint256(int256(g.gasRefunded)) : 0;
 
         (uint256 calldataGas, uint256 floorGas) = _calldataCost(data);
         uint256 beforeRefund = TX_BASE + calldataGas + execution;
         uint256 refunded = refund < beforeRefund / 5 ? refund : beforeRefund / 5;
-        uint256 total = beforeRefund - refunded;
+        total = beforeRefund - refunded;
         if (total < TX_BASE + floorGas) total = TX_BASE + floorGas;
-        vm.snapshotValue("TradeRouterTx", name, total);
 
         emit log_named_uint(string.concat(name, " execution"), execution);
         emit log_named_uint(string.concat(name, " calldata bytes"), data.length);
@@ -86,6 +106,15 @@ abstract contract GasMeter is Fixture {
         emit log_named_uint(string.concat(name, " calldata floor (EIP-7623)"), floorGas);
         emit log_named_uint(string.concat(name, " refund"), refunded);
         emit log_named_uint(string.concat(name, " total with base"), total);
+    }
+
+    /// @return items the length of a batch call's array argument, 0 for any other call
+    function _batchItems(bytes memory data) internal pure returns (uint256 items) {
+        bytes4 selector = bytes4(data);
+        if (selector != ITradeRouter.executeIntents.selector && selector != ITradeRouter.executeExits.selector) return 0;
+        assembly ("memory-safe") {
+            items := mload(add(data, 68)) // selector, offset word, then the array's length
+        }
     }
 
     function _openCall(address token, uint256 usdcAmount, ITradeRouter.ExitRule[] memory exits)

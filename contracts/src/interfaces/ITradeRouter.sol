@@ -64,6 +64,23 @@ interface ITradeRouter {
         UpdateLadder
     }
 
+    /// @notice One signed intent in a batch (`executeIntents`). `intent` is `abi.encode(<the typed
+    ///         struct>)` for its type: OpenPosition / AddToPosition / ReducePosition / UpdateExitLadder
+    ///         (288 / 224 / 224 / 160 bytes). `exits` is the ladder for Open and UpdateLadder (empty for
+    ///         Add and Reduce). `signature` is the same signature the single call takes.
+    struct IntentCall {
+        IntentType intentType;
+        bytes intent;
+        ExitRule[] exits;
+        bytes signature;
+    }
+
+    /// @notice One position's exit in a batch (`executeExits`): the arguments of `executeExit`.
+    struct ExitCall {
+        uint256 positionId;
+        ExitRule[] exits;
+    }
+
     /// @notice Why a ladder was rejected; paired with the offending rule's index in `ExitLadderInvalid`.
     ///         Whole-ladder reasons use index 0 (`Empty`), 8 (`TooManyRules`) or the rule count
     ///         (`StopLossRequired`, `TakeProfitRequired`).
@@ -159,6 +176,12 @@ interface ITradeRouter {
     error ExitNotTriggered(uint256 positionId, uint256 oraclePrice);
     /// @notice An amount does not fit the router's packed storage (absurdly large).
     error AmountTooLarge(uint256 amount);
+    /// @notice Batch item `index`'s `intent` bytes do not decode as its type: wrong length, a field out
+    ///         of its type's range (an address or uint16 with high bits set), or `exits` given for an
+    ///         Add or Reduce.
+    error MalformedIntent(uint256 index);
+    /// @notice The per-item entry points of the batches are for the router's own calls only.
+    error OnlySelf();
 
     // ------------------------------------------------------------------ events (enough to rebuild every position)
 
@@ -196,6 +219,13 @@ interface ITradeRouter {
     event ExitLadderSet(uint256 indexed positionId, uint256 indexed agentId, bytes32 exitsHash, ExitRule[] rules);
     event PositionClosed(uint256 indexed positionId, uint256 indexed agentId, address indexed token);
     event MaxPriceAgeSet(uint256 maxPriceAge);
+    /// @notice A batch item failed and changed nothing (its nonce stays unused). `agentId`, `nonce` and
+    ///         `digest` (the EIP-712 digest the single call verifies) are 0 when the `intent` bytes
+    ///         cannot be read (`MalformedIntent`); `reason` is the item's revert data, as in `results`.
+    event IntentFailed(uint256 indexed agentId, uint256 nonce, bytes32 digest, bytes reason);
+    /// @notice A batch exit did not fire and changed nothing; `reason` is its revert data (e.g.
+    ///         `ExitNotTriggered`, `PositionNotOpen`), as in `results`.
+    event ExitSkipped(uint256 indexed positionId, bytes reason);
 
     // ------------------------------------------------------------------ intents
 
@@ -216,6 +246,28 @@ interface ITradeRouter {
     ///         repeating while another armed rule is triggered. Callable by anyone.
     /// @return fired how many rules fired
     function executeExit(uint256 positionId, ExitRule[] calldata exits) external returns (uint256 fired);
+
+    // ------------------------------------------------------------------ batches (SPEC §5.1)
+
+    /// @notice Executes each intent exactly as its single function would (same checks, same events),
+    ///         each on its own: a failing item changes nothing, leaves its nonce unused and emits only
+    ///         `IntentFailed`; the others go through. Items run in order, so one agent's consecutive
+    ///         nonces work in one batch. Callable by anyone: the signatures are the authority.
+    /// @dev    Reverts as a whole only when paused, on reentry, when its calldata is not valid ABI for
+    ///         `IntentCall[]` (bad offsets, an `intentType` or rule value out of range), or when an item
+    ///         failed for lack of gas (it was left ≤ 1/64 of the gas it was given, or reverted with
+    ///         no data, as a call starved deeper down does): a starved item is never reported as
+    ///         rejected; the batch fails as out of gas instead.
+    /// @return results one per item, in order: empty on success, else the item's revert data (the
+    ///         custom error its single call reverts with; `MalformedIntent(index)` for unreadable bytes)
+    function executeIntents(IntentCall[] calldata items) external returns (bytes[] memory results);
+
+    /// @notice `executeExit` for each item, each on its own: an item that does not fire (e.g.
+    ///         `ExitNotTriggered`, `PositionNotOpen`) changes nothing and emits `ExitSkipped`; the
+    ///         rest fire with the single call's events. Callable by anyone. Whole-batch reverts as for
+    ///         `executeIntents`.
+    /// @return results one per item: empty on success (rules fired), else the revert data (e.g. ExitNotTriggered)
+    function executeExits(ExitCall[] calldata items) external returns (bytes[] memory results);
 
     // ------------------------------------------------------------------ views
 
