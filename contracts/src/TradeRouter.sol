@@ -148,16 +148,24 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
             _buy(agent.vault, token, intent.usdcAmount, intent.minTokenOut, intent.maxSlippageBps);
 
         positionId = ++_positionCount;
-        _holdings[intent.agentId][token] = Holding({
-            positionId: uint48(positionId),
-            size: _toUint128(tokensOut),
-            costBasis: uint64(intent.usdcAmount), // ≤ allocation, checked by _checkBuyLimits
-            ruleCount: uint8(exits.length),
-            firedMask: 0
-        });
+        _storeHolding(
+            intent.agentId,
+            token,
+            Holding({
+                positionId: uint48(positionId),
+                size: _toUint128(tokensOut),
+                costBasis: uint64(intent.usdcAmount), // ≤ allocation, checked by _checkBuyLimits
+                ruleCount: uint8(exits.length),
+                firedMask: 0
+            })
+        );
         _ladders[intent.agentId][token] = intent.exitsHash;
-        _refs[positionId] = PositionRef({token: token, agentId: uint64(intent.agentId)});
-        _agents[intent.agentId] = st;
+        PositionRef storage ref = _refs[positionId];
+        uint256 packedRef = uint256(uint160(token)) | (uint256(uint64(intent.agentId)) << 160);
+        assembly ("memory-safe") {
+            sstore(ref.slot, packedRef)
+        }
+        _storeAgent(intent.agentId, st);
 
         emit PositionOpened(positionId, intent.agentId, token, intent.usdcAmount, tokensOut, price);
         emit ExitLadderSet(positionId, intent.agentId, intent.exitsHash, exits);
@@ -185,8 +193,8 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
         h.size = _toUint128(h.size + tokensOut);
         h.costBasis = _toUint64(h.costBasis + intent.usdcAmount);
-        _holdings[intent.agentId][token] = h;
-        _agents[intent.agentId] = st;
+        _storeHolding(intent.agentId, token, h);
+        _storeAgent(intent.agentId, st);
 
         emit PositionIncreased(
             intent.positionId, intent.agentId, intent.usdcAmount, tokensOut, price, h.size, h.costBasis
@@ -221,7 +229,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
         int256 pnl = _applySale(h, st, tokensIn, usdcOut);
         st.turnoverToday = _saturatingAdd(st.turnoverToday, usdcOut);
-        _agents[intent.agentId] = st;
+        _storeAgent(intent.agentId, st);
         emit PositionReduced(intent.positionId, intent.agentId, tokensIn, usdcOut, price, pnl, h.size, h.costBasis);
         _storeAfterSale(intent.agentId, token, h);
     }
@@ -248,9 +256,9 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
         h.ruleCount = uint8(exits.length);
         h.firedMask = 0;
-        _holdings[intent.agentId][token] = h;
+        _storeHolding(intent.agentId, token, h);
         _ladders[intent.agentId][token] = exitsHash;
-        _agents[intent.agentId] = st;
+        _storeAgent(intent.agentId, st);
 
         emit ExitLadderSet(intent.positionId, intent.agentId, exitsHash, exits);
     }
@@ -280,7 +288,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         }
         if (fired == 0) revert ExitNotTriggered(positionId, ctx.price);
 
-        _agents[ctx.agentId] = st;
+        _storeAgent(ctx.agentId, st);
         _storeAfterSale(ctx.agentId, ctx.token, h);
     }
 
@@ -692,11 +700,30 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
     function _storeAfterSale(uint256 agentId, address token, Holding memory h) private {
         if (h.size == 0) {
             // Closed: only the id is kept, so the slot (and the ladder hash's) stays nonzero for the next open.
-            _holdings[agentId][token] =
-                Holding({positionId: h.positionId, size: 0, costBasis: 0, ruleCount: 0, firedMask: 0});
+            _storeHolding(agentId, token, Holding({positionId: h.positionId, size: 0, costBasis: 0, ruleCount: 0, firedMask: 0}));
             emit PositionClosed(h.positionId, agentId, token);
         } else {
-            _holdings[agentId][token] = h;
+            _storeHolding(agentId, token, h);
+        }
+    }
+
+    /// @dev One SSTORE for the packed slot (a struct assigned member by member is stored per member).
+    function _storeHolding(uint256 agentId, address token, Holding memory h) private {
+        Holding storage slot_ = _holdings[agentId][token];
+        uint256 packed = uint256(h.positionId) | (uint256(h.size) << 48) | (uint256(h.costBasis) << 176)
+            | (uint256(h.ruleCount) << 240) | (uint256(h.firedMask) << 248);
+        assembly ("memory-safe") {
+            sstore(slot_.slot, packed)
+        }
+    }
+
+    /// @dev One SSTORE for the packed slot, as `_storeHolding`.
+    function _storeAgent(uint256 agentId, AgentState memory st) private {
+        AgentState storage slot_ = _agents[agentId];
+        uint256 packed = uint256(st.nonce) | (uint256(st.day) << 40) | (uint256(st.turnoverToday) << 64)
+            | (uint256(uint64(st.realizedPnlToday)) << 128) | (uint256(st.deployed) << 192);
+        assembly ("memory-safe") {
+            sstore(slot_.slot, packed)
         }
     }
 
