@@ -143,12 +143,10 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         ),
     )
     keeper = Keeper(
-        w3=w3,
         sessions=sessions,
         state=state,
         sender=sender,
-        router=c.trade_router,
-        reverts=revert_decoder(),
+        client=router,
         metrics=metrics,
         leader=make_leader(engine, sessions),
     )

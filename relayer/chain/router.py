@@ -169,6 +169,10 @@ class RouterClient:
                 out.append(event)
         return out
 
+    def transaction_known(self, tx_hash: str) -> bool:
+        """Whether the node knows the transaction (mined or in its pool)."""
+        return rpc.call(self.w3, "eth_getTransactionByHash", [tx_hash]) is not None
+
     def replay(self, tx_hash: str) -> Revert | None:
         """Why a mined transaction reverted: its call replayed on the state of its block (receipts
         carry no revert data). None when the replay does not revert or cannot be made."""
