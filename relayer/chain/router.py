@@ -204,6 +204,8 @@ class RouterClient:
                 cursor = mirror.cursor(session)
                 if cursor is not None:
                     from_block = cursor.block_number + 1
+        if from_block > 0 and from_block > int(rpc.call(self.w3, "eth_blockNumber", []), 16):
+            return None  # the index has every block there is
         logs: list[dict[str, Any]] = rpc.call(
             self.w3,
             "eth_getLogs",

@@ -14,8 +14,10 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from relayer.amounts import format_amount
+from relayer.chain import rpc
 from relayer.chain.events import DecodedLog
 from relayer.chain.router import NonceUseRecord, RouterClient
+from relayer.errors import RelayerError
 from relayer.intents import decisions
 from relayer.intents.build import USDC_DECIMALS
 from relayer.intents.decisions import Confirm, Fail, ItemEvidence, LookUpNonce
@@ -124,7 +126,10 @@ class Finalizer:
         done = 0
         for req_id, intent_ids in by_request.items():
             status, mined_hash, error = facts[req_id]
-            done += self._settle_request(intent_ids, status, mined_hash, error)
+            try:
+                done += self._settle_request(intent_ids, status, mined_hash, error)
+            except (RelayerError, rpc.RpcError) as exc:  # the node is away or forgot: a later pass
+                log.warning("settling request %s deferred: %s", req_id, exc)
         return done
 
     def _settle_request(
