@@ -2,6 +2,14 @@
 
     python -m bench            # every figure, about 7 minutes on 2 cores (scripts/bench does the same)
     python -m bench --full     # adds price update → exit with 100k open positions (~20 more minutes)
+    python -m bench --only burst,gapdown,single,crash   # issue 11's peaks (or --peaks with the rest)
+
+The peaks (issue 11), each on a fresh Anvil with the relayer in its own process and measured from
+outside: `burst` (bench/burst.py: 1,000 new agents quote+sign+submit one open, 64 concurrent from
+4 client processes; --burst-agents/--burst-concurrency/--burst-processes/--block-time),
+`gapdown` (bench/gapdown.py: one price update 8 % down crossing 1,000 stops; --gap-positions),
+`single` (one quiet agent, 50 sequential intents; --single-cycles) and `crash` (bench/crash.py: a
+short bench.soak run and audit; --crash-intents/--crash-agents/--crash-kills/--crash-db).
 
 Each figure is measured next to what it is compared with, in the same run: quote and verify over HTTP
 against the same server's /health, in-process verification against raw coincurve, relayed intents
@@ -14,6 +22,7 @@ of the results. Benchmarks print figures; nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -23,6 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import relayer
+from bench import burst as burstbench
+from bench import gapdown as gapbench
 from bench import gas as gasbench
 from bench import keeper as keeperbench
 from bench import load
@@ -36,6 +48,7 @@ from bench.api import (
     requests_for,
     verifiers,
 )
+from bench.crash import CrashResult, run_crash
 from bench.profile import Profile, py_spy, record
 from bench.relay import RelayResult, bench_relay, relayer_run
 from bench.report import (
@@ -51,6 +64,7 @@ from bench.report import (
     write,
 )
 from bench.serve import ServerProcess
+from bench.soak.run import SoakConfig
 from bench.stack import fresh_chain
 from relayer.chain.anvil import free_port
 
@@ -64,7 +78,12 @@ GOAL_E2E_P99_MS = 1000.0
 GOAL_TICK = 2.0
 GOAL_OPEN_GAS = 170_000
 GOAL_RSS = 1024**3
+GOAL_BURST_RATE = 250.0
+GOAL_BURST_P99_MS = 1000.0
+GOAL_GAPDOWN_MS = 2000.0
 PARTS = ("http", "relay", "e2e", "keeper", "gas")
+# Issue 11's figures: not in a plain `python -m bench` (they take minutes); ask with --only or --peaks.
+PEAK_PARTS = ("burst", "gapdown", "single", "crash")
 
 
 Progress = Callable[[str], None]
@@ -211,6 +230,82 @@ def memory_figure(m: dict[str, int]) -> Figure:
     )
 
 
+def burst_figures(b: burstbench.BurstResult) -> list[Figure]:
+    s, c = b.summary, b.config
+    refused = ", ".join(f"{k} × {v}" for k, v in s.not_ok.most_common()) or "none"
+    mining = f"block time {c.block_time_s} s" if c.block_time_s else "automine"
+    on_chain = (
+        f"last open on chain {b.last_on_chain_s:.1f} s after the first quote"
+        if b.last_on_chain_s is not None
+        else f"only {b.on_chain} of {s.ok} 2xx opens on chain"
+    )
+    p99 = s.p("submit", 0.99)
+    return [
+        Figure(
+            f"burst: {c.agents:,} new agents quote+sign+submit an open, {c.concurrency} concurrent, "
+            "answered 2xx/s",
+            fmt_rate(s.rate),
+            f"{s.ok:,}/{s.sent:,} 2xx in {s.seconds:.1f} s (non-2xx: {refused}); {on_chain}; CPU over "
+            f"{b.window_s:.1f} s: relayer {b.relayer_cpu_s:.1f} s "
+            f"({b.relayer_cpu_s / max(1, s.sent) * 1000:.0f} ms per intent), Anvil {b.anvil_cpu_s:.1f} s, "
+            f"clients {b.client_cpu_s:.1f} s; {mining}",
+            f"≥ {GOAL_BURST_RATE:g}/s",
+            s.rate >= GOAL_BURST_RATE and s.ok == s.sent,
+        ),
+        Figure(
+            "burst: submit latency p50 / p99",
+            f"{fmt_ms(s.p('submit', 0.5))} / {fmt_ms(p99)}",
+            f"quote+sign+submit p50 {fmt_ms(s.p('total', 0.5))}, p99 {fmt_ms(s.p('total', 0.99))}; answers: "
+            + ", ".join(f"{k} × {v}" for k, v in s.labels.most_common()),
+            f"p99 ≤ {GOAL_BURST_P99_MS / 1000:g} s",
+            p99 <= GOAL_BURST_P99_MS,
+        ),
+    ]
+
+
+def gapdown_figures(g: gapbench.GapResult) -> list[Figure]:
+    last = g.last_close_ms
+    return [
+        Figure(
+            f"gap-down: one price update 8 % down crossing {g.positions:,} stops → all closed on chain",
+            fmt_ms(last) if last is not None else f"{g.closed:,}/{g.positions:,} closed",
+            f"per position p50 {fmt_ms(g.p(0.5))}, p99 {fmt_ms(g.p(0.99))}; {g.keeper_txs:,} keeper "
+            f"transactions ({g.keeper_reverted} reverted) in {g.blocks:,} blocks, {g.gas_used:,} gas "
+            f"({g.gas_used // max(1, g.closed):,} per position); CPU relayer {g.relayer_cpu_s:.1f} s, "
+            f"Anvil {g.anvil_cpu_s:.1f} s",
+            f"≤ {GOAL_GAPDOWN_MS / 1000:g} s",
+            last is not None and last <= GOAL_GAPDOWN_MS,
+        )
+    ]
+
+
+def single_figure(r: burstbench.SingleResult) -> Figure:
+    s = r.summary
+    return Figure(
+        f"one quiet agent: {r.cycles} sequential quote+sign+submit (open, reduce-to-close), submit p50 / p99",
+        f"{fmt_ms(s.p('submit', 0.5))} / {fmt_ms(s.p('submit', 0.99))}",
+        f"quote+sign+submit p50 {fmt_ms(s.p('total', 0.5))}, p99 {fmt_ms(s.p('total', 0.99))}; "
+        + ", ".join(f"{k} × {v}" for k, v in s.labels.most_common()),
+        "within 10 % of the before figure",
+        None,
+    )
+
+
+def crash_figure(c: CrashResult) -> Figure:
+    cfg = c.soak.config
+    pending_i, pending_t = c.pending
+    ok = c.soak.findings.ok and not c.soak.client_errors
+    return Figure(
+        f"crash: {cfg.intents} intents, {cfg.agents} agents, {cfg.kills} SIGKILLs ({cfg.db}): "
+        "lost / doubled / pending",
+        f"{c.lost} / {c.doubled} / {pending_i} + {pending_t} tx",
+        f"{c.rate:.1f} intents/s sent, {c.confirmed_rate:.1f} confirmed/s (kills and restarts included); "
+        f"audit {'clean' if ok else 'found problems: ' + ', '.join(c.soak.findings.problems())}",
+        "0 / 0 / 0, audit clean",
+        ok,
+    )
+
+
 # ---------------------------------------------------------------------- profiles of what missed
 
 
@@ -304,7 +399,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-wrk", action="store_true", help="use the Python load generator even if wrk is on PATH"
     )
     parser.add_argument("--no-profile", action="store_true", help="do not profile the figures that miss")
-    parser.add_argument("--only", default="", help=f"comma-separated parts to run: {', '.join(PARTS)}")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated parts to run: {', '.join(PARTS + PEAK_PARTS)}"
+    )
+    parser.add_argument("--peaks", action="store_true", help=f"also {', '.join(PEAK_PARTS)} (issue 11)")
+    parser.add_argument("--burst-agents", type=int, default=1000, help="new agents in the burst")
+    parser.add_argument("--burst-concurrency", type=int, default=64, help="intents in flight at once")
+    parser.add_argument("--burst-processes", type=int, default=4, help="client processes of the burst")
+    parser.add_argument(
+        "--burst-prefer-wait",
+        type=float,
+        default=None,
+        help="send `Prefer: wait=N` with burst submits (default: no header, the relayer's default)",
+    )
+    parser.add_argument(
+        "--block-time",
+        type=int,
+        default=None,
+        help="burst/gapdown/single: Anvil block time s (default automine)",
+    )
+    parser.add_argument("--gap-positions", type=int, default=1000, help="open positions in the gap-down")
+    parser.add_argument("--single-cycles", type=int, default=50, help="sequential intents of the quiet agent")
+    parser.add_argument("--crash-intents", type=int, default=200)
+    parser.add_argument("--crash-agents", type=int, default=8)
+    parser.add_argument("--crash-kills", type=int, default=3)
+    parser.add_argument("--crash-db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument(
         "--out", type=Path, default=None, help="results file (default bench/results/<date>.md)"
     )
@@ -328,9 +447,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.full and 100_000 not in e2e_sizes:
         e2e_sizes.append(100_000)
     notes: list[str] = []
-    parts = set(args.only.split(",")) if args.only else set(PARTS)
-    if parts - set(PARTS):
-        parser.error(f"--only takes {', '.join(PARTS)}")
+    parts = (
+        set(args.only.split(",")) if args.only else set(PARTS) | (set(PEAK_PARTS) if args.peaks else set())
+    )
+    if parts - set(PARTS) - set(PEAK_PARTS):
+        parser.error(f"--only takes {', '.join(PARTS + PEAK_PARTS)}")
+    burst_config = burstbench.BurstConfig(
+        agents=args.burst_agents,
+        concurrency=args.burst_concurrency,
+        processes=args.burst_processes,
+        block_time_s=args.block_time,
+        prefer_wait=args.burst_prefer_wait,
+    )
+    burst: burstbench.BurstResult | None = None
+    gap: gapbench.GapResult | None = None
+    single: burstbench.SingleResult | None = None
+    crash: CrashResult | None = None
     http = verify = relay = memory = None
     gas: dict[str, gasbench.GasFigure] = {}
     ticks: list[keeperbench.TickResult] = []
@@ -364,6 +496,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress(f"keeper: price update → exit with {n:,} open positions")
                 updates = min(args.e2e_updates, 200, -(-n // keeperbench.TOKENS))
                 e2e.append(keeperbench.bench_e2e(n, updates, 0.2, progress))
+        if "single" in parts:
+            progress(f"single: one agent, {args.single_cycles} sequential quote+sign+submit")
+            single = burstbench.run_single(args.single_cycles, progress, args.block_time)
+            progress(f"  single took {single.wall_s:.0f} s (setup {single.setup_s:.0f} s)")
+        if "burst" in parts:
+            progress(
+                f"burst: {args.burst_agents} new agents, {args.burst_concurrency} concurrent from "
+                f"{args.burst_processes} client processes"
+            )
+            burst = burstbench.run_burst(burst_config, progress)
+            progress(f"  burst took {burst.wall_s:.0f} s (setup {burst.setup_s:.0f} s)")
+        if "gapdown" in parts:
+            progress(f"gap-down: {args.gap_positions} stops, one price update 8 % down")
+            gap = gapbench.run_gapdown(args.gap_positions, progress, block_time_s=args.block_time)
+            progress(f"  gap-down took {gap.wall_s:.0f} s (setup {gap.setup_s:.0f} s)")
+        if "crash" in parts:
+            progress(
+                f"crash: soak with {args.crash_intents} intents, {args.crash_agents} agents, "
+                f"{args.crash_kills} kills, {args.crash_db}"
+            )
+            crash = run_crash(
+                SoakConfig(
+                    intents=args.crash_intents,
+                    agents=args.crash_agents,
+                    kills=args.crash_kills,
+                    db=args.crash_db,
+                ),
+                progress,
+            )
+            progress(f"  crash took {crash.soak.total_wall_s:.0f} s")
 
         if http is not None and verify is not None:
             report.figures += [*http_figures(http), verify_figure(verify)]
@@ -380,6 +542,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if gas:
             report.figures += gas_figures(gas)
             report.sections.append(GAS_SECTION)
+        if burst is not None:
+            report.figures += burst_figures(burst)
+        if gap is not None:
+            report.figures += gapdown_figures(gap)
+        if single is not None:
+            report.figures.append(single_figure(single))
+        if crash is not None:
+            report.figures.append(crash_figure(crash))
+        if burst or gap or single or crash:
+            report.sections.append(peaks_section(burst, gap, single, crash))
+            notes.append(f"relayer measured: the `relayer` package at {Path(relayer.__file__).parent}")
 
         missed = {f.name for f in report.missed()}
         profiles: list[Profile] = []
@@ -400,6 +573,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             if any(m.startswith("relayed intents") for m in missed):
                 progress("profiling a relay run (py-spy)")
                 profiles.append(profile_relay(tmp, args.agents, args.per_agent, progress))
+            if burst is not None and any(m.startswith("burst") for m in missed):
+                progress("profiling a burst (py-spy; the same burst again)")
+                seconds = float(math.ceil(min(60.0, max(5.0, burst.summary.seconds))))  # py-spy: whole s
+                try:
+                    profiles.append(
+                        burstbench.profile_burst(burst_config, tmp / "burst.txt", seconds, progress)
+                    )
+                except RuntimeError as exc:
+                    notes.append(f"profiling the burst failed: {exc}")
+            if gap is not None and any(m.startswith("gap-down") for m in missed):
+                progress("profiling a gap-down (py-spy; the same gap-down again)")
+                seconds = float(math.ceil(min(60.0, (gap.last_close_ms or 30_000) / 1000 + 1)))
+                try:
+                    profiles.append(
+                        gapbench.profile_gapdown(
+                            args.gap_positions, tmp / "gapdown.txt", seconds, progress, args.block_time
+                        )
+                    )
+                except RuntimeError as exc:
+                    notes.append(f"profiling the gap-down failed: {exc}")
         elif not args.no_profile:
             notes.append("py-spy is not installed, so nothing was profiled (pip install -e '.[dev]').")
         if profiles:
@@ -529,6 +722,83 @@ GAS_SECTION = (
     "totals include the 21,000 base, calldata and the capped refund. Method and where the gas goes: "
     "[bench/gas.md](../gas.md).",
 )
+
+
+def peaks_section(
+    burst: burstbench.BurstResult | None,
+    gap: gapbench.GapResult | None,
+    single: burstbench.SingleResult | None,
+    crash: CrashResult | None,
+) -> tuple[str, str]:
+    lines = [
+        "Measured as outside clients: the relayer (`bench/serve.py`: API, indexer, sender, dispatcher, "
+        "keeper; SQLite) in its own process on a fresh Anvil; the load from separate client processes "
+        "(httpx, eth-account signing the quote's `typedData` unchanged); what is on chain read from the "
+        "chain by a thread polling logs every 10 ms. Submits carry no `Prefer` header unless "
+        "`--burst-prefer-wait` is given (the relayer's default: answer once confirmed, else 202 after 10 s)."
+    ]
+    if burst is not None:
+        c, s = burst.config, burst.summary
+        lines += [
+            "",
+            f"**Burst** (`bench/burst.py`): {c.agents:,} agents registered and active on the prime track "
+            f"before the clock; {c.processes} client processes × {c.concurrency // max(1, c.processes)} "
+            f"concurrent; each agent one OpenPosition of {burstbench.OPEN_USDC} USDC with a take-profit "
+            "+30 % / stop-loss −25 % ladder, symbols in turn. Clock: first quote → last answer "
+            f"({s.seconds:.1f} s). Setup {burst.setup_s:.0f} s, whole part {burst.wall_s:.0f} s. "
+            f"Submit latency p50 {fmt_ms(s.p('submit', 0.5))}, p90 {fmt_ms(s.p('submit', 0.9))}, p99 "
+            f"{fmt_ms(s.p('submit', 0.99))}, max {fmt_ms(max(s.submit_ms, default=0))}; quote+sign+submit "
+            f"p50 {fmt_ms(s.p('total', 0.5))}, p99 {fmt_ms(s.p('total', 0.99))}. Opens on chain: "
+            f"{burst.on_chain:,} of {s.ok:,} 2xx"
+            + (
+                f", the last {burst.last_on_chain_s:.1f} s after the first quote"
+                if burst.last_on_chain_s
+                else ""
+            )
+            + f". CPU: relayer {burst.relayer_cpu_s:.1f} s "
+            f"({burst.relayer_cpu_s / burst.window_s:.2f} cores), "
+            f"Anvil {burst.anvil_cpu_s:.1f} s ({burst.anvil_cpu_s / burst.window_s:.2f} cores), the client "
+            f"processes {burst.client_cpu_s:.1f} s (start-up included).",
+        ]
+    if gap is not None:
+        lines += [
+            "",
+            f"**Gap-down** (`bench/gapdown.py`): {gap.positions:,} positions, one per agent over five "
+            "symbols, "
+            f"each with a stop-loss at {gapbench.STOP_BPS / 100:g} % (and the +30 % take-profit the track "
+            "requires), opened by a bare loop on the router before the relayer starts; the relayer then "
+            f"starts and arms them ({gap.relayer_start_s:.1f} s). ONE oracle transaction sets all five "
+            f"symbols {gapbench.DROP_BPS / 100:g} % down (receipt {fmt_ms(gap.price_inclusion_ms)} after "
+            "sending). From the price's receipt (polled every 2 ms) to each PositionClosed seen: "
+            f"p50 {fmt_ms(gap.p(0.5))}, p90 {fmt_ms(gap.p(0.9))}, p99 {fmt_ms(gap.p(0.99))}, last "
+            + (fmt_ms(gap.last_close_ms) if gap.last_close_ms is not None else f"— {gap.closed} closed")
+            + f". Router transactions after the price (the keeper's): {gap.keeper_txs:,} "
+            f"({gap.keeper_reverted} reverted) in {gap.blocks:,} blocks, {gap.gas_used:,} gas. Setup "
+            f"{gap.setup_s:.0f} s, whole part {gap.wall_s:.0f} s.",
+        ]
+    if single is not None:
+        s = single.summary
+        lines += [
+            "",
+            f"**One quiet agent** (`bench/burst.py`): {single.cycles} sequential cycles from one client "
+            "process, open then reduce-to-close on the five symbols in turn. Submit p50 "
+            f"{fmt_ms(s.p('submit', 0.5))}, p90 {fmt_ms(s.p('submit', 0.9))}, "
+            f"p99 {fmt_ms(s.p('submit', 0.99))}; "
+            f"quote+sign+submit p50 {fmt_ms(s.p('total', 0.5))}, p99 {fmt_ms(s.p('total', 0.99))}. "
+            f"Whole part {single.wall_s:.0f} s.",
+        ]
+    if crash is not None:
+        r = crash.soak
+        lines += [
+            "",
+            f"**Crash** (`bench/crash.py` → `bench.soak`'s run and audit): {r.config.intents} intents from "
+            f"{r.config.agents} agents (opens, adds, reduces, ladder updates; a price walk), "
+            f"{r.kills} SIGKILLs ({r.restarts} restarts), {r.config.db}. "
+            f"{r.findings.confirmed} confirmed on chain exactly once, "
+            f"{r.findings.failed_with_reason} failed with a reason; client phase {r.client_wall_s:.1f} s, "
+            f"whole part {r.total_wall_s:.0f} s. The full soak: `python -m bench.soak`.",
+        ]
+    return ("Peaks (issue 11): burst, gap-down, one quiet agent, crash", "\n".join(lines))
 
 
 def http_config_text(args: argparse.Namespace) -> str:

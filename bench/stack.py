@@ -14,7 +14,7 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
-from bench.keeper import RawSender, agent_key, batched_mining
+from bench.keeper import RawSender, agent_key, batched_mining, rpc
 from relayer import eip712
 from relayer.chain import calls
 from relayer.chain.admin import Admin
@@ -49,14 +49,19 @@ class Chain:
 
 
 @contextlib.contextmanager
-def fresh_chain(agents: int) -> Iterator[Chain]:
-    """A new Anvil each time: its automine slows down as the chain grows, so runs never share one."""
+def fresh_chain(agents: int, block_time_s: int | None = None) -> Iterator[Chain]:
+    """A new Anvil each time: its automine slows down as the chain grows, so runs never share one.
+    With `block_time_s`, set up on automine, then a block every that many seconds (Anvil takes
+    whole seconds) for whatever runs against it."""
     with Anvil(port=free_port(), extra_args=["--gas-limit", str(GAS_LIMIT_BLOCK)]).start() as node:
         w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 60}))
         admin = Admin(w3, OPERATOR_KEY)
         plan = SeedPlan(vault_usdc=agents * ALLOCATION_USDC + 1_000_000, venue_usdc=10_000_000)
         manifest = seed_local(admin, rpc_url=node.url, api_url="http://127.0.0.1:0", plan=plan)
-        yield Chain(node, w3, admin, manifest, register_agents(w3, admin, manifest, agents))
+        registered = register_agents(w3, admin, manifest, agents)
+        if block_time_s:
+            rpc(w3, "evm_setIntervalMining", [int(block_time_s)])
+        yield Chain(node, w3, admin, manifest, registered)
 
 
 def register_agents(w3: Web3, admin: Admin, manifest: Manifest, n: int) -> list[tuple[int, str]]:
