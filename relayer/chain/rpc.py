@@ -8,18 +8,25 @@ that every transport exception type of requests, urllib3, aiohttp, httpx and web
 
 from __future__ import annotations
 
+import http.client
+import itertools
+import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.exceptions import RequestTimedOut, Web3RPCError
 from web3.types import RPCEndpoint
 
 from relayer.errors import ChainUnavailableError
 
 # The HTTP clients web3's providers use: their exceptions are transport failures, whatever their base.
-_TRANSPORT_MODULES: Final = frozenset({"requests", "urllib3", "aiohttp", "httpx", "httpcore", "websockets"})
+_TRANSPORT_MODULES: Final = frozenset(
+    {"requests", "urllib3", "aiohttp", "httpx", "httpcore", "websockets", "http"}
+)
 
 
 class RpcError(RuntimeError):
@@ -31,10 +38,10 @@ class RpcError(RuntimeError):
 
 
 def is_transport_error(exc: BaseException) -> bool:
-    if isinstance(exc, Web3RPCError):  # an answer, not a transport failure
-        return False
     if isinstance(exc, (OSError, TimeoutError, RequestTimedOut)):
         return True
+    if isinstance(exc, Web3RPCError):  # an answer, not a transport failure
+        return False
     return type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES
 
 
@@ -51,9 +58,78 @@ def transport_errors(what: str) -> Iterator[None]:
         raise
 
 
+class _Raw:
+    """JSON-RPC over one keep-alive HTTP connection per thread and node: the calls on hot paths skip
+    web3's provider (its request caching, middleware and `requests` session cost ~10× the call)."""
+
+    def __init__(self, uri: str, timeout_s: float) -> None:
+        parts = urlsplit(uri)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.path = parts.path or "/"
+        self.timeout_s = timeout_s
+        self.local = threading.local()
+        self.ids = itertools.count(1)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+            self.local.conn = conn
+        return conn
+
+    def request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        body = json.dumps({"jsonrpc": "2.0", "id": next(self.ids), "method": method, "params": params})
+        headers = {"Content-Type": "application/json"}
+        for attempt in (0, 1):
+            conn = self._connection()
+            reused = conn.sock is not None
+            try:
+                conn.request("POST", self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                self.local.conn = None
+                if attempt == 0 and reused:
+                    continue  # a keep-alive connection the node had closed: once more, afresh
+                raise
+            except BaseException:
+                conn.close()
+                self.local.conn = None
+                raise
+            if response.status != 200:
+                raise http.client.HTTPException(f"HTTP {response.status} from the node")
+            return cast(dict[str, Any], json.loads(data))
+        raise AssertionError("unreachable")
+
+
+_RAW: dict[tuple[str, float], _Raw] = {}
+_RAW_LOCK = threading.Lock()
+
+
+def _raw_for(w3: Web3) -> _Raw | None:
+    provider = w3.provider
+    if type(provider) is not HTTPProvider:
+        return None  # another transport (or a test's wrapper): through the provider
+    uri = str(provider.endpoint_uri or "")
+    if not uri.startswith("http://"):
+        return None
+    timeout = float(dict(provider.get_request_kwargs()).get("timeout", 30))
+    key = (uri, timeout)
+    raw = _RAW.get(key)
+    if raw is None:
+        with _RAW_LOCK:
+            raw = _RAW.setdefault(key, _Raw(uri, timeout))
+    return raw
+
+
 def request(w3: Web3, method: str, params: list[Any]) -> dict[str, Any]:
     """The raw response, `result` or `error`; a node that cannot be reached raises ChainUnavailableError."""
+    raw = _raw_for(w3)
     with transport_errors(method):
+        if raw is not None:
+            return raw.request(method, params)
         response = w3.provider.make_request(RPCEndpoint(method), params)
     return cast(dict[str, Any], response)
 

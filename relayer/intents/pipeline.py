@@ -33,7 +33,7 @@ from relayer.intents.build import Built
 from relayer.intents.dispatcher import BatchPolicy, Dispatcher
 from relayer.intents.finalize import Finalizer
 from relayer.intents.lifecycle import IntentState, intent_json
-from relayer.intents.prepare import UNSIMULATED_GAS, Preparer, gas_limit, parse_body
+from relayer.intents.prepare import SUBMIT_FACTS_TTL_S, UNSIMULATED_GAS, Preparer, gas_limit, parse_body
 from relayer.intents.waiting import Answer, SubmitResult, Waiters, answer
 from relayer.state import AgentInfo, ChainState
 from relayer.store.models import Intent, TxRequest
@@ -118,7 +118,7 @@ class IntentService:
             ctx = self.context(session, b.agent, self.chain_now())
         gas = 0
         try:
-            self.prepare.ensure_chain()
+            self.prepare.ensure_chain(SUBMIT_FACTS_TTL_S)
             error = self.prepare.first_failure(b, ctx)
             if error is not None:
                 raise error
@@ -130,7 +130,9 @@ class IntentService:
                     gas = self.router.estimate_gas(self.calldata(b))
                 except RouterRevertedError as exc:
                     raise exc.revert.error() from None
-            self.prepare.ensure_funded(gas_limit(gas) if first_in_line else UNSIMULATED_GAS)
+            self.prepare.ensure_funded(
+                gas_limit(gas) if first_in_line else UNSIMULATED_GAS, SUBMIT_FACTS_TTL_S
+            )
         except RelayerError:
             # A concurrent submit of this same intent may have been recorded (and even mined) since the
             # lookup above, which is why its nonce looks used: answer with that record, not a 409.

@@ -26,6 +26,9 @@ from relayer.store.models import Intent
 GAS_MARGIN: Final = 1.25
 GAS_HEADROOM: Final = 30_000  # keeps the 63/64 rule from starving the venue/vault calls
 UNSIMULATED_GAS: Final = 400_000  # funds check for an intent that waits for its turn (simulated when sent)
+# The submit path trusts a chain id or balance check this recent (a burst asks once per this, not per
+# intent); the dispatcher always asks afresh before it records and sends anything.
+SUBMIT_FACTS_TTL_S: Final = 0.1
 
 
 def gas_limit(estimate: int) -> int:
@@ -71,6 +74,9 @@ class Preparer:
         self.router = router
         self.can_pay = can_pay
         self.clock = clock
+        self._chain_ok_at = -1e9  # monotonic time of the last chain id check that passed
+        self._funded_at = -1e9
+        self._funded_gas = 0
 
     def chain_now(self) -> int:
         """When a transaction sent now executes: the next block, never before the last one + 1."""
@@ -126,12 +132,19 @@ class Preparer:
 
     # ------------------------------------------------------------------ facts about the node
 
-    def ensure_chain(self) -> None:
+    def ensure_chain(self, max_age_s: float = 0.0) -> None:
         """503 while the node serves another chain than the one the relayer signs for: the EIP-712 domain
         (and the relayer's own transactions) carry the chain id, so neither an intent signed for the old
-        id nor one for the new id can be relayed correctly until the two agree again."""
+        id nor one for the new id can be relayed correctly until the two agree again. A check passed
+        less than `max_age_s` ago stands (the dispatcher always asks afresh before it sends)."""
+        now = time.monotonic()
+        if now - self._chain_ok_at < max_age_s:
+            return
         actual = self.router.chain_id()
-        if actual != self.domain.chain_id:
+        if actual == self.domain.chain_id:
+            self._chain_ok_at = now
+        else:
+            self._chain_ok_at = -1e9
             raise RelayerError(
                 "chain_unavailable",
                 f"the node now serves chain {actual}, but this relayer is configured for chain "
@@ -139,10 +152,17 @@ class Preparer:
                 {"reason": "chain_id_changed", "chainId": actual, "expectedChainId": self.domain.chain_id},
             )
 
-    def ensure_funded(self, gas: int) -> None:
+    def ensure_funded(self, gas: int, max_age_s: float = 0.0) -> None:
         """503 while the relayer's keys cannot pay for the transaction: nothing is recorded, so the agent
-        retries later, rather than an intent accepted that cannot be sent."""
-        if not self.can_pay(gas):
+        retries later, rather than an intent accepted that cannot be sent. A check for at least this
+        much gas passed less than `max_age_s` ago stands."""
+        now = time.monotonic()
+        if now - self._funded_at < max_age_s and gas <= self._funded_gas:
+            return
+        if self.can_pay(gas):
+            self._funded_at, self._funded_gas = now, gas
+        else:
+            self._funded_at = -1e9
             raise RelayerError(
                 "chain_unavailable",
                 "the relayer cannot pay for gas at the moment; try again later",
