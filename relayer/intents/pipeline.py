@@ -70,7 +70,8 @@ class IntentService:
         self.state = state
         self.domain = domain
         self.sender = sender
-        self.router = router
+        self.client = router
+        self.router = router.address  # the router's address (as tests and tools expect)
         self.prepare = Preparer(
             state=state, domain=domain, router=router, can_pay=sender.can_pay, clock=clock
         )
@@ -127,12 +128,10 @@ class IntentService:
                 # Simulated alone first, so what would revert is refused now and never recorded; the
                 # dispatcher simulates its batch again right before sending.
                 try:
-                    gas = self.router.estimate_gas(self.calldata(b))
+                    gas = self.client.estimate_gas(self.calldata(b))
                 except RouterRevertedError as exc:
                     raise exc.revert.error() from None
-            self.prepare.ensure_funded(
-                gas_limit(gas) if first_in_line else UNSIMULATED_GAS, SUBMIT_FACTS_TTL_S
-            )
+            self.prepare.ensure_funded(gas_limit(gas) if first_in_line else UNSIMULATED_GAS)
         except RelayerError:
             # A concurrent submit of this same intent may have been recorded (and even mined) since the
             # lookup above, which is why its nonce looks used: answer with that record, not a 409.

@@ -371,9 +371,8 @@ class TxSender:
         self._ensure_lanes()
         cost = gas_limit * initial_fees(self._recent_base_fee(), self.fees).max_fee_per_gas
         for sender in self._senders:
-            with _rpc("eth_getBalance"):
-                if int(self.w3.eth.get_balance(sender, "latest")) >= cost:
-                    return True
+            if int(rpc.call(self.w3, "eth_getBalance", [sender, "latest"]), 16) >= cost:
+                return True
         return False
 
     # ------------------------------------------------------------------ following
