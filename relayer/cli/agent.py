@@ -166,6 +166,6 @@ def activate(agent_id: AgentId, as_json: JsonOption = False) -> None:
 def show(agent_id: AgentId, as_json: JsonOption = False) -> None:
     """An agent's registration and today's counters, read from the chain."""
     out = Output(as_json)
-    dep = Session.load().deployment()
+    dep = Session.load().deployment(signs="nothing")
     doc = agent_json(dep, agent_id)
     out.emit(doc, _render(f"Agent {agent_id}", doc))

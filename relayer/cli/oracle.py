@@ -72,6 +72,7 @@ def _set_price_light(symbol: str, price_base: int) -> dict[str, Any] | None:
     web3 path. None, before anything is sent, when something is not as expected."""
     from relayer.cli import rpc
     from relayer.config import Settings
+    from relayer.devkeys import unsafe_keys
     from relayer.manifest import Manifest
 
     settings = Settings()
@@ -81,6 +82,9 @@ def _set_price_light(symbol: str, price_base: int) -> dict[str, Any] | None:
         manifest = Manifest.read(settings.manifest_path)
     except (OSError, ValueError):
         return None
+    keys = settings.signing_keys(operator=True, relayer=False)
+    if unsafe_keys(manifest.chain_id, settings.dev_chain_id, keys):
+        return None  # the web3 path refuses it with the reason (`Session.deployment`)
     try:
         signer = rpc.RawSigner(settings.operator_key.get_secret_value())
         node = rpc.Rpc(rpc.explicit_rpc_url() or manifest.rpc_url)
@@ -178,7 +182,7 @@ def show(symbols: SymbolsOption = None, as_json: JsonOption = False) -> None:
     from relayer.cli.views import prices_table, read_prices
 
     out = Output(as_json)
-    dep = Session.load().deployment()
+    dep = Session.load().deployment(signs="nothing")
     prices = read_prices(dep.admin, _selected(dep, symbols))
     out.emit({"prices": prices}, lambda console: console.print(prices_table(prices)))
 

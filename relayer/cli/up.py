@@ -77,7 +77,12 @@ def _render(doc: dict[str, Any]) -> Any:
             fields(
                 None,
                 [
-                    ("operator", f"{doc['operator']['address']}  key {doc['operator']['key']}"),
+                    (
+                        "operator",
+                        f"{doc['operator']['address']}  key {doc['operator']['key']}"
+                        if doc["operator"]["key"]
+                        else f"{doc['operator']['address']}  (your own key: not shown)",
+                    ),
                     ("", "Anvil development keys: public, for this local chain only."),
                 ],
             )
