@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # Submits per agent (verified intents only): a sustained rate and a burst (429 rate_limited).
     submit_rate_per_s: float = Field(default=20.0, gt=0)
     submit_burst: int = Field(default=100, ge=1)
+    # Intents per transaction (SPEC §5.1; 1 sends each through its single-intent function), and how
+    # many such transactions may be on their way at once (what becomes ready meanwhile waits).
+    batch_max_items: int = Field(default=64, ge=1, le=256)
+    batch_max_in_flight: int = Field(default=1, ge=1, le=16)
     # Unauthenticated failed submits (malformed, unknown ids, bad signatures) per client address.
     unauthenticated_rate_per_s: float = Field(default=2.0, gt=0)
     unauthenticated_burst: int = Field(default=20, ge=1)

@@ -187,6 +187,15 @@ class Indexer:
             agent_id = event.args.get("agentId")
             if persist and agent_id is not None:
                 mirror.upsert_counters(session, agent_id, self.state.counters[agent_id])
+            if persist and event.name == "NonceUsed":
+                mirror.record_nonce_use(
+                    session,
+                    event.args["agentId"],
+                    event.args["nonce"],
+                    event.args["digest"],
+                    event.tx_hash,
+                    event.block_number,
+                )
         if self.on_event is not None:
             self.on_event(event, position)
         if position is None:

@@ -17,14 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from relayer import eip712
-from relayer.chain import artifacts
+from relayer.chain import artifacts, rpc
 from relayer.chain.admin import revert_decoder
 from relayer.chain.events import EventDecoder
+from relayer.chain.router import RouterClient
 from relayer.chain.sender import SenderPolicy, TxSender
 from relayer.config import Settings
 from relayer.domain import calendar
 from relayer.indexer import Indexer
-from relayer.intents.pipeline import IntentService
+from relayer.intents.pipeline import BatchPolicy, IntentService
 from relayer.keeper.jobs import KeeperJobs
 from relayer.keeper.keeper import Keeper
 from relayer.keeper.leader import make_leader
@@ -104,6 +105,7 @@ class Services:
             self.keeper_jobs.shutdown()
         for thread in self.threads:
             thread.join(timeout=5)
+        rpc.close_idle(self.w3)
         self.engine.dispose()
 
 
@@ -136,24 +138,31 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         w3, sessions, keys, manifest.chain_id, policy=SenderPolicy(confirmation_depth=settings.confirmations)
     )
     domain = eip712.Domain(manifest.chain_id, Web3.to_checksum_address(c.trade_router))
+    router = RouterClient(
+        w3,
+        c.trade_router,
+        caller=Account.from_key(keys[0]).address,
+        reverts=revert_decoder(),
+        events=decoder,
+        sessions=sessions,
+    )
     intents = IntentService(
-        w3=w3,
         sessions=sessions,
         state=state,
         domain=domain,
         sender=sender,
-        router=c.trade_router,
-        simulate_from=Account.from_key(keys[0]).address,
-        revert_decoder=revert_decoder(),
-        event_decoder=decoder,
+        router=router,
+        policy=BatchPolicy(
+            max_items=settings.batch_max_items,
+            max_in_flight=settings.batch_max_in_flight,
+            enabled=settings.batch_max_items > 1,
+        ),
     )
     keeper = Keeper(
-        w3=w3,
         sessions=sessions,
         state=state,
         sender=sender,
-        router=c.trade_router,
-        reverts=revert_decoder(),
+        client=router,
         metrics=metrics,
         leader=make_leader(engine, sessions),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from eth_abi.abi import encode
+from eth_abi.abi import decode, encode
 from eth_utils.crypto import keccak
 
 from relayer.eip712 import AddToPosition, ExitRule, OpenPosition, ReducePosition, UpdateExitLadder
@@ -72,3 +72,59 @@ def exit_position_id(data: str | bytes) -> int:
     if raw[:4] != _SELECTORS[EXIT_SIGNATURE]:
         raise ValueError("not executeExit calldata")
     return int.from_bytes(raw[4:36], "big")
+
+
+# ---------------------------------------------------------------------- batches (SPEC §5.1)
+
+Intent = OpenPosition | AddToPosition | ReducePosition | UpdateExitLadder
+
+_INTENT_CALL: Final = f"(uint8,bytes,{_RULE}[],bytes)"
+_EXIT_CALL: Final = f"(uint256,{_RULE}[])"
+EXECUTE_INTENTS_SIGNATURE: Final = f"executeIntents({_INTENT_CALL}[])"
+EXECUTE_EXITS_SIGNATURE: Final = f"executeExits({_EXIT_CALL}[])"
+_BATCH_SELECTORS: Final = {
+    EXECUTE_INTENTS_SIGNATURE: _selector(EXECUTE_INTENTS_SIGNATURE),
+    EXECUTE_EXITS_SIGNATURE: _selector(EXECUTE_EXITS_SIGNATURE),
+}
+# ITradeRouter.IntentType, and each struct's ABI tuple.
+_KIND: Final = {OpenPosition: 0, AddToPosition: 1, ReducePosition: 2, UpdateExitLadder: 3}
+_STRUCT: Final = {
+    OpenPosition: _OPEN,
+    AddToPosition: _AMOUNT,
+    ReducePosition: _AMOUNT,
+    UpdateExitLadder: _LADDER,
+}
+
+
+def intent_item(intent: Intent, exits: Sequence[ExitRule] | None, signature: bytes) -> tuple[object, ...]:
+    """One `IntentCall` of `executeIntents`: (type, abi.encode(struct), exits, signature)."""
+    kind = type(intent)
+    return (_KIND[kind], encode([_STRUCT[kind]], [_values(intent)]), _rules(exits or ()), signature)
+
+
+def execute_intents(items: Sequence[tuple[object, ...]]) -> bytes:
+    selector = _BATCH_SELECTORS[EXECUTE_INTENTS_SIGNATURE]
+    return selector + encode([f"{_INTENT_CALL}[]"], [list(items)])
+
+
+def execute_exits(items: Sequence[tuple[int, Sequence[ExitRule]]]) -> bytes:
+    selector = _BATCH_SELECTORS[EXECUTE_EXITS_SIGNATURE]
+    return selector + encode([f"{_EXIT_CALL}[]"], [[(pid, _rules(rules)) for pid, rules in items]])
+
+
+def batch_results(data: bytes) -> list[bytes]:
+    """The `bytes[] results` an executeIntents / executeExits call returns: empty for an item that
+    succeeded, else its revert data."""
+    (results,) = decode(["bytes[]"], data)
+    return [bytes(r) for r in results]
+
+
+def exit_position_ids(data: str | bytes) -> list[int]:
+    """The positions an `executeExit` or `executeExits` calldata (hex or bytes) is for."""
+    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else data
+    if raw[:4] == _SELECTORS[EXIT_SIGNATURE]:
+        return [int.from_bytes(raw[4:36], "big")]
+    if raw[:4] == _BATCH_SELECTORS[EXECUTE_EXITS_SIGNATURE]:
+        (items,) = decode([f"{_EXIT_CALL}[]"], raw[4:])
+        return [int(pid) for pid, _rules in items]
+    raise ValueError("not executeExit / executeExits calldata")

@@ -30,11 +30,10 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
-from web3 import Web3
 
-from relayer.chain import calls, rpc
+from relayer.chain import calls
 from relayer.chain.events import DecodedLog
-from relayer.chain.reverts import RevertDecoder
+from relayer.chain.router import Revert, RouterClient, RouterRevertedError
 from relayer.chain.sender import TxSender
 from relayer.domain.exits import Fire, PositionState, decide_exits
 from relayer.errors import ChainUnavailableError
@@ -49,6 +48,8 @@ log = logging.getLogger("alphagrid.keeper")
 GAS_MARGIN = 1.3
 GAS_HEADROOM = 40_000
 FOLLOW_INTERVAL_S = 0.05
+# What one exit may cost inside executeExits, to split a step's exits by gas (bench/gas.md).
+EXIT_GAS_BUDGET = 120_000
 # An exit in flight that another process sent (found in the database after a takeover) is checked on
 # the node at most this often; once the node no longer knows any of its hashes, it is let go.
 FOREIGN_CHECK_S = 1.0
@@ -96,6 +97,7 @@ class InFlight:
     recovered: bool = False
     foreign: bool = False
     next_check: float = 0.0
+    batched: bool = False  # an item of an executeExits transaction
 
 
 @dataclass
@@ -114,19 +116,32 @@ class RetryState:
         return self.gave_up_round is not None
 
 
+@dataclass(frozen=True)
+class Ready:
+    """An exit decided and due: simulated and sent with the others of the same step."""
+
+    position: PositionInfo
+    fires: list[Fire]
+    price: PriceInfo
+    seen: float
+    retry: RetryState | None
+
+
 @dataclass
 class Keeper:
-    w3: Web3
     sessions: sessionmaker[Session]
     state: ChainState
     sender: TxSender
-    router: str
-    reverts: RevertDecoder
+    client: RouterClient
     metrics: Metrics
     leader: Leadership
     max_attempts: int = 5
     max_rounds: int = 3
     backoff_s: float = 1.0
+    # Exits per executeExits transaction: every exit one price update crosses goes out together,
+    # split by items and by gas (SPEC §5.1). 1: one executeExit per position.
+    batch_max_items: int = 100
+    batch_max_gas: int = 12_000_000
     clock: Callable[[], float] = time.time
     index: TriggerIndex = field(default_factory=TriggerIndex)
     _queue: queue.SimpleQueue[tuple[str, Any, float]] = field(default_factory=queue.SimpleQueue)
@@ -199,13 +214,22 @@ class Keeper:
                     tokens.setdefault(token, now)
         for position_id in self.follow():
             positions.setdefault(position_id, time.monotonic())
+        ready: dict[int, Ready] = {}
         for token, seen in tokens.items():
-            self.evaluate_token(token, seen)
+            for r in self.evaluate_token(token, seen):
+                ready.setdefault(r.position.position_id, r)
         for position_id, seen in positions.items():
-            self.evaluate_position(position_id, seen)
+            due = self.evaluate_position(position_id, seen) if position_id not in ready else None
+            if due is not None:
+                ready[position_id] = due
         for position_id, retry in list(self._retries.items()):
-            if not retry.gave_up and retry.not_before <= time.monotonic():
-                self.evaluate_position(position_id, time.monotonic())
+            if position_id in ready or retry.gave_up or retry.not_before > time.monotonic():
+                continue
+            due = self.evaluate_position(position_id, time.monotonic())
+            if due is not None:
+                ready[position_id] = due
+        if ready:
+            self.fire(list(ready.values()))
 
     def next_due(self, idle_s: float) -> float:
         """Seconds until the next step has work that no event will announce: exits in flight to
@@ -219,30 +243,36 @@ class Keeper:
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate_token(self, token: str, seen: float) -> None:
+    def evaluate_token(self, token: str, seen: float) -> list[Ready]:
         with self.state.read():
             price = self.state.prices.get(token)
         if price is None:
-            return
+            return []
+        out: list[Ready] = []
         for position_id in self.index.candidates(token, price.price):
-            self.evaluate_position(position_id, seen)
+            r = self.evaluate_position(position_id, seen)
+            if r is not None:
+                out.append(r)
+        return out
 
-    def evaluate_position(self, position_id: int, seen: float) -> None:
+    def evaluate_position(self, position_id: int, seen: float) -> Ready | None:
+        """What the position's rules call for at the current price: an exit to send (with the others
+        of this step), or nothing (held, audited where it matters)."""
         if position_id in self._in_flight:
-            return
+            return None
         with self.state.read():
             p = self.state.positions.get(position_id)
             if p is None or not p.open:
                 self._retries.pop(position_id, None)
                 self._held_round.pop(position_id, None)
-                return
+                return None
             price = self.state.prices.get(p.token)
             decimals = self.state.tokens[p.token].decimals
             max_age, spread = self.state.max_price_age_s, self.state.spread_bps
             chain_time = self.state.block_timestamp
             paused = self.state.paused
         if price is None:
-            return
+            return None
         retry = self._retries.get(position_id)
         if retry is not None and retry.exits_hash != p.exits_hash:
             self._retries.pop(position_id)  # a new ladder: a fresh start
@@ -256,10 +286,10 @@ class Keeper:
             retry.rounds += 1
             retry.attempts, retry.gave_up_round, retry.not_before = 0, None, 0.0
         if retry is not None and (retry.gave_up or retry.not_before > time.monotonic()):
-            return
+            return None
         if paused:  # exits wait; the Unpaused event brings the keeper back to every token
             self._audit_held_once(p, price, decimals, spread, "the router is paused")
-            return
+            return None
         verdict = decide(
             p,
             price,
@@ -276,34 +306,92 @@ class Keeper:
                 del self._retries[position_id]
                 outcome = f"{verdict.reason} at this price any more: not retried"
                 self._audit_rules(p, retry.rules, price, "held", outcome, triggered=False)
+            return None
+        return Ready(p, verdict, price, seen, retry)
+
+    # ------------------------------------------------------------------ firing
+
+    def fire(self, ready: Sequence[Ready]) -> None:
+        """Simulates and sends the step's exits: one alone through executeExit, several together
+        through executeExits, split by items and gas; an item the simulation refuses is held or
+        failed on its own (its reason), the rest go."""
+        if len(ready) == 1 or self.batch_max_items <= 1:
+            for r in ready:
+                self._fire_one(r)
             return
-        data = calls.execute_exit(position_id, p.rules)
+        size = max(1, min(self.batch_max_items, self.batch_max_gas // EXIT_GAS_BUDGET))
+        for start in range(0, len(ready), size):
+            chunk = ready[start : start + size]
+            if len(chunk) == 1:
+                self._fire_one(chunk[0])
+            else:
+                self._fire_batch(list(chunk))
+
+    def _fire_one(self, r: Ready) -> None:
+        data = calls.execute_exit(r.position.position_id, r.position.rules)
         try:
-            response = rpc.request(
-                self.w3, "eth_estimateGas", [{"to": self.router, "data": "0x" + data.hex()}]
-            )
+            gas = self.client.estimate_gas(data)
         except ChainUnavailableError as exc:
-            self._failed(p, verdict, price, f"simulation impossible: {exc.message}")
+            self._failed(r.position, r.fires, r.price, f"simulation impossible: {exc.message}")
             return
-        if "error" in response:
-            reason = self._revert_reason(response["error"])
-            why = _HOLD_REVERTS.get(reason.split("{", 1)[0])
-            if why is not None:
-                self._audit(p, verdict, price, "held", f"simulation: {reason} ({why})")
-                if retry is not None:
-                    retry.not_before = time.monotonic() + self.backoff_s  # until the indexer catches up
-                return
-            self._failed(p, verdict, price, f"simulation reverted: {reason}")
+        except RouterRevertedError as exc:
+            self._refused(r, exc.revert)
             return
-        gas = int(int(response["result"], 16) * GAS_MARGIN) + GAS_HEADROOM
+        self._send([r], data, gas)
+
+    def _fire_batch(self, chunk: list[Ready]) -> None:
+        data = calls.execute_exits([(r.position.position_id, r.position.rules) for r in chunk])
         try:
-            request = self.sender.submit(to=self.router, data=data, gas_limit=gas, purpose="exit")
+            results = self.client.simulate_batch(data)
+            keep = [r for r, result in zip(chunk, results, strict=True) if not result]
+            for r, result in zip(chunk, results, strict=True):
+                if result:
+                    self._refused(r, self.client.decode_revert(result))
+            if not keep:
+                return
+            if len(keep) == 1:
+                self._fire_one(keep[0])
+                return
+            if len(keep) < len(chunk):
+                data = calls.execute_exits([(r.position.position_id, r.position.rules) for r in keep])
+            gas = self.client.estimate_gas(data)
+        except ChainUnavailableError as exc:
+            for r in chunk:
+                self._failed(r.position, r.fires, r.price, f"simulation impossible: {exc.message}")
+            return
+        except RouterRevertedError as exc:  # the whole batch (paused, say)
+            for r in chunk:
+                self._refused(r, exc.revert)
+            return
+        self._send(keep, data, gas)
+
+    def _refused(self, r: Ready, revert: Revert) -> None:
+        """The simulation says no: the chain ahead of the keeper's view is a hold, the rest a failure."""
+        why = _HOLD_REVERTS.get(revert.name)
+        if why is not None:
+            self._audit(r.position, r.fires, r.price, "held", f"simulation: {revert.describe()} ({why})")
+            if r.retry is not None:
+                r.retry.not_before = time.monotonic() + self.backoff_s  # until the indexer catches up
+            return
+        self._failed(r.position, r.fires, r.price, f"simulation reverted: {revert.describe()}")
+
+    def _send(self, items: Sequence[Ready], data: bytes, gas: int) -> None:
+        gas_limit = int(gas * GAS_MARGIN) + GAS_HEADROOM
+        try:
+            request = self.sender.submit(
+                to=self.client.address, data=data, gas_limit=gas_limit, purpose="exit"
+            )
         except ChainUnavailableError as exc:  # raised before anything was recorded: nothing was sent
-            self._failed(p, verdict, price, f"not sent: {exc.message}")
+            for r in items:
+                self._failed(r.position, r.fires, r.price, f"not sent: {exc.message}")
             return
         tx_hash = request.attempts[-1].tx_hash if request.attempts else None
-        self._in_flight[position_id] = InFlight(request.id, p.exits_hash, verdict, price, seen)
-        self._audit(p, verdict, price, "sent", None, tx_hash)
+        for r in items:
+            p = r.position
+            self._in_flight[p.position_id] = InFlight(
+                request.id, p.exits_hash, r.fires, r.price, r.seen, batched=len(items) > 1
+            )
+            self._audit(p, r.fires, r.price, "sent", None, tx_hash)
 
     def follow(self) -> list[int]:
         """Settles exits in flight, each once the indexer has read its block: confirmed; superseded
@@ -324,9 +412,16 @@ class Keeper:
             settled.append(position_id)
             if p is None:
                 continue
-            if status == "mined":
+            skipped = self._skipped(mined_hash, position_id) if status == "mined" else None
+            if skipped is not None:
+                # Its item in the batch was skipped on chain (ExitSkipped): judged as a simulation is.
+                self._refused(
+                    Ready(p, flight.fires, flight.price, flight.observed_at, self._retries.get(position_id)),
+                    skipped,
+                )
+            elif status == "mined":
                 self._retries.pop(position_id, None)
-                rules = self._rules_fired_by(mined_hash)
+                rules = self._rules_fired_by(mined_hash, position_id)
                 self.metrics.exits_fired.inc(len(rules))
                 if not flight.recovered:
                     self.metrics.exit_latency.observe(time.monotonic() - flight.observed_at)
@@ -367,29 +462,48 @@ class Keeper:
         flight.next_check = now + FOREIGN_CHECK_S
         try:
             for tx_hash in hashes:
-                receipt = rpc.call(self.w3, "eth_getTransactionReceipt", [tx_hash])
+                receipt = self.client.receipt(tx_hash)
                 if receipt is not None:
                     status = "mined" if int(receipt["status"], 16) == 1 else "failed"
                     return (status, tx_hash, None, int(receipt["blockNumber"], 16))
             for tx_hash in hashes:
-                if rpc.call(self.w3, "eth_getTransactionByHash", [tx_hash]) is not None:
+                if self.client.transaction_known(tx_hash):
                     return None
         except ChainUnavailableError:
             return None
         return ("released", None, "sent by another keeper that no longer follows it; not on the node", None)
 
-    def _rules_fired_by(self, tx_hash: str | None) -> list[int]:
-        """The rules an exit transaction actually fired, from its indexed ExitExecuted events: the
-        chain's answer, not the keeper's prediction."""
+    def _rules_fired_by(self, tx_hash: str | None, position_id: int) -> list[int]:
+        """The rules an exit transaction actually fired for the position, from its indexed
+        ExitExecuted events: the chain's answer, not the keeper's prediction."""
         if tx_hash is None:
             return []
         with self.sessions() as session:
             rows = session.scalars(
                 select(PositionEvent.data)
-                .where(PositionEvent.tx_hash == tx_hash, PositionEvent.kind == "exit")
+                .where(
+                    PositionEvent.tx_hash == tx_hash,
+                    PositionEvent.position_id == position_id,
+                    PositionEvent.kind == "exit",
+                )
                 .order_by(PositionEvent.log_index)
             ).all()
         return [int(data["fill"]["ruleIndex"]) for data in rows]
+
+    def _skipped(self, tx_hash: str | None, position_id: int) -> Revert | None:
+        """Why a mined executeExits skipped this position's item (its ExitSkipped event), if it did."""
+        if tx_hash is None:
+            return None
+        try:
+            receipt = self.client.receipt(tx_hash)
+        except ChainUnavailableError:
+            return None
+        if receipt is None:
+            return None
+        for event in self.client.router_logs(receipt):
+            if event.name == "ExitSkipped" and event.args["positionId"] == position_id:
+                return self.client.decode_revert(bytes(event.args["reason"]))
+        return None
 
     def _recover_in_flight(self) -> None:
         """Exits the database says are pending (sent by this process before a restart, or by the
@@ -412,24 +526,26 @@ class Keeper:
                 )
             ).all()
         for request_id, sender, data in rows:
-            position_id = calls.exit_position_id(data)
-            if position_id in self._in_flight:
-                continue
-            with self.state.read():
-                p = self.state.positions.get(position_id)
-                price = self.state.prices.get(p.token) if p is not None else None
-            if p is None or price is None:
-                continue
-            self._in_flight[position_id] = InFlight(
-                request_id,
-                p.exits_hash,
-                [],
-                price,
-                time.monotonic(),
-                recovered=True,
-                foreign=sender.lower() not in mine,
-            )
-            log.info("exit for position %s already in flight (request %s)", position_id, request_id)
+            position_ids = calls.exit_position_ids(data)
+            for position_id in position_ids:
+                if position_id in self._in_flight:
+                    continue
+                with self.state.read():
+                    p = self.state.positions.get(position_id)
+                    price = self.state.prices.get(p.token) if p is not None else None
+                if p is None or price is None:
+                    continue
+                self._in_flight[position_id] = InFlight(
+                    request_id,
+                    p.exits_hash,
+                    [],
+                    price,
+                    time.monotonic(),
+                    recovered=True,
+                    foreign=sender.lower() not in mine,
+                    batched=len(position_ids) > 1,
+                )
+                log.info("exit for position %s already in flight (request %s)", position_id, request_id)
 
     def _failed(self, p: PositionInfo, fires: list[Fire], price: PriceInfo, reason: str) -> None:
         self.metrics.exits_failed.inc()
@@ -451,15 +567,6 @@ class Keeper:
         delay = self.backoff_s * 2 ** (retry.attempts - 1)
         retry.not_before = time.monotonic() + delay
         self._audit(p, fires, price, "retry", f"{reason}; retrying in {delay:g} s")
-
-    def _revert_reason(self, error: dict[str, Any]) -> str:
-        data = error.get("data")
-        if isinstance(data, dict):
-            data = data.get("data")
-        if isinstance(data, str) and data.startswith("0x"):
-            decoded = self.reverts.decode(bytes.fromhex(data[2:]))
-            return f"{decoded.name}{dict(decoded.to_json()['args'])}"
-        return str(error.get("message", error))
 
     # ------------------------------------------------------------------ audit
 

@@ -18,7 +18,15 @@ from sqlalchemy.orm import Session
 
 from relayer.domain.ladder import exits_to_json
 from relayer.state import Counters, PositionInfo
-from relayer.store.models import AgentCounters, Base, IndexerCursor, Position, PositionEvent, StreamEvent
+from relayer.store.models import (
+    AgentCounters,
+    Base,
+    IndexerCursor,
+    NonceUse,
+    Position,
+    PositionEvent,
+    StreamEvent,
+)
 
 CURSOR = "router"
 
@@ -181,6 +189,24 @@ def append_stream(
         hook.enqueue(session, wanted, seq, agent_id, type_, data)
 
 
+def record_nonce_use(
+    session: Session, agent_id: int, nonce: int, digest: str, tx_hash: str, block_number: int
+) -> None:
+    """Index a `NonceUsed` event (a nonce is used once; a reorg clears the mirror before re-reading)."""
+    _insert_absent(
+        session,
+        NonceUse,
+        ("agent_id", "nonce"),
+        {
+            "agent_id": agent_id,
+            "nonce": nonce,
+            "digest": digest,
+            "tx_hash": tx_hash,
+            "block_number": block_number,
+        },
+    )
+
+
 def cursor(session: Session) -> IndexerCursor | None:
     return session.get(IndexerCursor, CURSOR)
 
@@ -196,5 +222,5 @@ def set_cursor(session: Session, block_number: int, block_hash: str) -> None:
 
 def clear(session: Session) -> None:
     """Forget the mirror (not intents, transactions or the stream): it is rebuilt from events."""
-    for model in (PositionEvent, Position, AgentCounters, IndexerCursor):
+    for model in (PositionEvent, Position, AgentCounters, NonceUse, IndexerCursor):
         session.execute(delete(model))

@@ -39,6 +39,7 @@ class Intent(Base):
     __table_args__ = (
         UniqueConstraint("agent_id", "idempotency_key", name="uq_intents_idempotency"),
         Index("ix_intents_agent_status", "agent_id", "status"),
+        Index("ix_intents_tx_request", "tx_request_id"),
         # Two different intents racing for one nonce: only one may be live; the other gets 409.
         Index(
             "uq_intents_live_nonce",
@@ -70,6 +71,10 @@ class Intent(Base):
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column(Integer)
     fill: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Sent as item `batch_index` of `batch_size` in one `executeIntents` transaction (SPEC §5.1);
+    # both None when sent alone through the single-intent function.
+    batch_index: Mapped[int | None] = mapped_column(Integer)
+    batch_size: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -139,7 +144,7 @@ class TxAttempt(Base):
     __tablename__ = "tx_attempts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("tx_requests.id"), index=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("tx_requests.id"))
     tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
     raw_tx: Mapped[str] = mapped_column(Text)
     max_fee_per_gas: Mapped[int] = mapped_column(BigInt)
@@ -151,6 +156,19 @@ class TxAttempt(Base):
 
 
 # ---------------------------------------------------------------------- chain mirror (rebuildable)
+
+
+class NonceUse(Base):
+    """The router's `NonceUsed` events, indexed: which signed intent (digest) spent an agent's nonce, in
+    which transaction. Rebuildable from the chain like the rest of the mirror."""
+
+    __tablename__ = "nonce_uses"
+
+    agent_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    nonce: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    digest: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(Integer)
 
 
 class Position(Base):

@@ -11,6 +11,7 @@ import pytest
 from httpx import Response
 
 from relayer.intents.checks import DEADLINE_MARGIN_S
+from relayer.intents.lifecycle import IntentState
 
 from .conftest import Api
 from .test_api_idempotency import nonces_used
@@ -168,7 +169,8 @@ def test_a_successor_recorded_while_its_predecessor_is_rejected_is_not_stranded(
 
         def context_then_predecessor_rejected(*args: Any, **kwargs: Any) -> Any:
             ctx = real_context(*args, **kwargs)  # still counts the waiting intent as in flight
-            intents._close(waiting_id, "rejected", "slippage_exceeded: the router would revert", None)
+            reason = "slippage_exceeded: the router would revert"
+            intents.close(waiting_id, IntentState.REJECTED, reason, None)
             return ctx
 
         _q, late = signed(

@@ -28,8 +28,11 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from web3 import Web3
 
+from relayer.chain import artifacts
 from relayer.chain.admin import revert_decoder
 from relayer.chain.anvil import free_port
+from relayer.chain.events import EventDecoder
+from relayer.chain.router import RouterClient
 from relayer.chain.seed import price_base
 from relayer.chain.sender import TxSender
 from relayer.devkeys import ANVIL_KEYS, OPERATOR_KEY
@@ -237,12 +240,16 @@ def test_keeper_loop_survives_a_failing_leadership_check(tmp_path: Path) -> None
     w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{free_port()}"))  # never called while idle
     leader = FlakyLeader(failures=2)
     keeper = Keeper(
-        w3=w3,
         sessions=sessions,
         state=ChainState(),
         sender=TxSender(w3, sessions, [ANVIL_KEYS[1]], 31337),
-        router="0x" + "00" * 20,
-        reverts=revert_decoder(),
+        client=RouterClient(
+            w3,
+            "0x" + "00" * 20,
+            caller="0x" + "00" * 20,
+            reverts=revert_decoder(),
+            events=EventDecoder([artifacts.abi("TradeRouter")]),
+        ),
         metrics=Metrics(CollectorRegistry()),
         leader=leader,
     )

@@ -37,7 +37,8 @@ from relayer.domain.calendar import ExchangeCalendar, calendar_if_loaded
 from relayer.errors import RelayerError
 from relayer.intents import checks
 from relayer.intents.build import agent_of
-from relayer.intents.pipeline import intent_json
+from relayer.intents.lifecycle import intent_json
+from relayer.intents.waiting import Answer
 from relayer.quotes import quote
 from relayer.store.models import Intent
 
@@ -160,6 +161,10 @@ Prefer = Annotated[
 ]
 
 
+# The route, not the pipeline, decides the HTTP status (SPEC §2.3).
+_STATUS_BY_ANSWER = {Answer.EXISTING: 200, Answer.CONFIRMED: 201, Answer.IN_FLIGHT: 202}
+
+
 def _submit(
     services: ServicesDep,
     agent_id: int,
@@ -185,10 +190,11 @@ def _submit(
             {"retryAfterS": retry},
         )
     result = services.intents.submit(agent_id, primary_type, raw, idempotency_key=key, wait_s=_wait(prefer))
-    services.metrics.intents.labels(primary_type, str(result.status_code)).inc()
     # The route answers the pipeline's outcome with the status documented above: the record of an
     # earlier submit (200), mined (201) or still on its way (202).
-    return public(result.body, result.status_code)
+    status_code = _STATUS_BY_ANSWER[result.answer]
+    services.metrics.intents.labels(primary_type, str(status_code)).inc()
+    return public(result.body, status_code)
 
 
 @router.post(

@@ -3,17 +3,22 @@ with the delivery record, remove, rotate the secret."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from relayer.api.auth import OperatorDep
 from relayer.api.deps import ServicesDep
+from relayer.api.routing import StrictJsonRoute
+from relayer.api.schemas.common import Public, error_responses
 from relayer.operators import webhooks
 from relayer.operators.webhooks import ROTATION_GRACE_S
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=StrictJsonRoute)
+
+# Every webhook operation needs an operator key (SPEC §5.5).
+_AUTH = ("unauthorized", "forbidden")
 
 WebhookId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The subscription's id.")]
 
@@ -39,44 +44,86 @@ class RotateSecret(BaseModel):
     )
 
 
-class WebhookSecret(BaseModel):
+class WebhookSecretPublic(Public):
     id: str
     secret: str = Field(description="whsec_… — shown this once.")
 
 
-class WebhookDeleted(BaseModel):
+class WebhookDeletedPublic(Public):
     id: str
     deleted: bool
 
 
-@router.post("/webhooks", status_code=201, response_model=WebhookSecret)
-def create_webhook(body: WebhookCreate, caller: OperatorDep, services: ServicesDep) -> WebhookSecret:
+class DeliveriesPublic(Public):
+    pending: int
+    delivered: int
+    failed: int
+    retrying: int = Field(description="Pending deliveries that failed at least once and wait to be retried.")
+
+
+class AttemptPublic(Public):
+    at: str | None
+    webhookId: str  # noqa: N815
+    eventType: str  # noqa: N815
+    statusCode: int | None  # noqa: N815
+    error: str | None
+    attempts: int
+    status: str
+
+
+class WebhookPublic(Public):
+    id: str
+    url: str
+    events: list[str]
+    agentId: str | None  # noqa: N815
+    createdAt: str | None  # noqa: N815
+    createdBy: str | None  # noqa: N815
+    deliveries: DeliveriesPublic
+    lastAttempt: AttemptPublic | None  # noqa: N815
+
+
+class WebhooksPublic(Public):
+    webhooks: list[WebhookPublic]
+
+
+@router.post(
+    "/webhooks", status_code=201, response_model=WebhookSecretPublic, responses=error_responses(*_AUTH)
+)
+def create_webhook(body: WebhookCreate, caller: OperatorDep, services: ServicesDep) -> WebhookSecretPublic:
     with services.sessions.begin() as session:
         row = webhooks.create(session, body.url, body.events, body.agentId, caller.name)
-        answer = WebhookSecret(id=str(row.id), secret=row.secret)
+        answer = WebhookSecretPublic(id=str(row.id), secret=row.secret)
     services.subscriptions.reload()  # this process sees it from the next event on
     return answer
 
 
-@router.get("/webhooks")
-def list_webhooks(caller: OperatorDep, services: ServicesDep) -> dict[str, Any]:
+@router.get("/webhooks", response_model=WebhooksPublic, responses=error_responses(*_AUTH))
+def list_webhooks(caller: OperatorDep, services: ServicesDep) -> WebhooksPublic:
     with services.sessions() as session:
-        return {"webhooks": webhooks.list_all(session)}
+        return WebhooksPublic.model_validate({"webhooks": webhooks.list_all(session)})
 
 
-@router.delete("/webhooks/{webhook_id}", response_model=WebhookDeleted)
-def delete_webhook(webhook_id: WebhookId, caller: OperatorDep, services: ServicesDep) -> WebhookDeleted:
+@router.delete(
+    "/webhooks/{webhook_id}",
+    response_model=WebhookDeletedPublic,
+    responses=error_responses(*_AUTH, "webhook_not_found"),
+)
+def delete_webhook(webhook_id: WebhookId, caller: OperatorDep, services: ServicesDep) -> WebhookDeletedPublic:
     with services.sessions.begin() as session:
         webhooks.remove(session, webhook_id)
     services.subscriptions.reload()
-    return WebhookDeleted(id=str(webhook_id), deleted=True)
+    return WebhookDeletedPublic(id=str(webhook_id), deleted=True)
 
 
-@router.post("/webhooks/{webhook_id}/rotate-secret", response_model=WebhookSecret)
+@router.post(
+    "/webhooks/{webhook_id}/rotate-secret",
+    response_model=WebhookSecretPublic,
+    responses=error_responses(*_AUTH, "webhook_not_found"),
+)
 def rotate_secret(
     webhook_id: WebhookId, caller: OperatorDep, services: ServicesDep, body: RotateSecret | None = None
-) -> WebhookSecret:
+) -> WebhookSecretPublic:
     grace_s = body.graceS if body is not None else ROTATION_GRACE_S
     with services.sessions.begin() as session:
         row = webhooks.rotate(session, webhook_id, grace_s)
-        return WebhookSecret(id=str(row.id), secret=row.secret)
+        return WebhookSecretPublic(id=str(row.id), secret=row.secret)

@@ -35,8 +35,8 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +49,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from web3 import Web3
-from web3.exceptions import BlockNotFound, RequestTimedOut, TransactionNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from relayer.chain import rpc
 from relayer.chain.fees import AtCap, FeePolicy, Fees, initial_fees, next_fees
@@ -152,13 +152,9 @@ class ChainIdMismatchError(RuntimeError):
         self.actual = actual
 
 
-@contextmanager
-def _rpc(what: str) -> Iterator[None]:
+def _rpc(what: str) -> AbstractContextManager[None]:
     """Transport failures on reads → `ChainUnavailableError`, named after what was being read."""
-    try:
-        yield
-    except (OSError, RequestTimedOut) as exc:  # requests' exceptions are OSErrors
-        raise ChainUnavailableError(f"the chain node is unreachable ({what}: {type(exc).__name__})") from exc
+    return rpc.transport_errors(what)
 
 
 def _hex(value: bytes) -> str:
@@ -375,9 +371,8 @@ class TxSender:
         self._ensure_lanes()
         cost = gas_limit * initial_fees(self._recent_base_fee(), self.fees).max_fee_per_gas
         for sender in self._senders:
-            with _rpc("eth_getBalance"):
-                if int(self.w3.eth.get_balance(sender, "latest")) >= cost:
-                    return True
+            if int(rpc.call(self.w3, "eth_getBalance", [sender, "latest"]), 16) >= cost:
+                return True
         return False
 
     # ------------------------------------------------------------------ following
@@ -428,6 +423,15 @@ class TxSender:
             if request.status in FINAL_STATUSES or remaining <= 0:
                 return request
             time.sleep(min(self.policy.wait_interval_s, remaining))
+
+    def check(self, request_id: int) -> TxRequest | None:
+        """Settle one request now if the chain already has its outcome (an automining node mines on
+        receipt): its listeners hear of it at once instead of at the next poll. Never raises for an
+        unreachable node (the poll follows the request as usual)."""
+        try:
+            return self._advance(request_id, _ChainView(self.w3), grace_s=self.policy.unbroadcast_grace_s)
+        except ChainUnavailableError:
+            return None
 
     def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:
         """Poll every `interval_s` until `stop` is set. Meant for its own thread."""

@@ -1,7 +1,7 @@
 """operators: API keys, webhook subscriptions, the webhook outbox and its attempts (SPEC §5.5)
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 import relayer.store.types
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

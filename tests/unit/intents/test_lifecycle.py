@@ -1,0 +1,165 @@
+"""The intent lifecycle: its transition table and the one function that performs a transition
+(compare-and-set, history row, stream event), on a real SQLite database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from relayer.intents.lifecycle import (
+    CLOSED,
+    HOLDS_NONCE,
+    LIVE,
+    TRANSITIONS,
+    IllegalTransitionError,
+    IntentState,
+    allowed,
+    intent_json,
+    record,
+    transition,
+)
+from relayer.store.db import make_engine, make_session_factory
+from relayer.store.migrate import upgrade
+from relayer.store.models import Intent, IntentStatus, StreamEvent
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'lifecycle.db'}")
+    upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def new_intent(session: Session, nonce: int = 0) -> Intent:
+    row = Intent(
+        agent_id=1,
+        primary_type="OpenPosition",
+        nonce=nonce,
+        digest="0x" + f"{nonce:064x}",
+        request={},
+        message={},
+        signature="0x",
+    )
+    return record(session, row)
+
+
+def test_the_table_covers_every_state() -> None:
+    assert set(TRANSITIONS) == set(IntentState)
+
+
+def test_closed_states_are_final() -> None:
+    for state in CLOSED:
+        assert TRANSITIONS[state] == frozenset()
+
+
+def test_live_states_hold_the_nonce_and_closed_ones_do_not() -> None:
+    assert LIVE < HOLDS_NONCE
+    assert not (HOLDS_NONCE & CLOSED)
+
+
+@pytest.mark.parametrize(
+    ("current", "to", "ok"),
+    [
+        (IntentState.RECEIVED, IntentState.SUBMITTED, True),
+        (IntentState.RECEIVED, IntentState.REJECTED, True),
+        (IntentState.RECEIVED, IntentState.CONFIRMED, True),  # relayed by someone else first
+        (IntentState.RECEIVED, IntentState.FAILED, False),  # never sent: it cannot have failed
+        (IntentState.SUBMITTED, IntentState.CONFIRMED, True),
+        (IntentState.SUBMITTED, IntentState.FAILED, True),
+        (IntentState.SUBMITTED, IntentState.REJECTED, False),
+        (IntentState.CONFIRMED, IntentState.SUBMITTED, True),  # reorg
+        (IntentState.CONFIRMED, IntentState.FAILED, False),
+        (IntentState.REJECTED, IntentState.RECEIVED, False),
+        (IntentState.FAILED, IntentState.SUBMITTED, False),
+    ],
+)
+def test_allowed(current: IntentState, to: IntentState, ok: bool) -> None:
+    assert allowed(current, to) is ok
+
+
+def test_record_writes_received_with_history_and_event(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        row = new_intent(session)
+        intent_id = row.id
+    with sessions() as session:
+        assert session.get(Intent, intent_id).status == "received"  # type: ignore[union-attr]
+        history = session.scalars(
+            select(IntentStatus.status).where(IntentStatus.intent_id == intent_id)
+        ).all()
+        assert history == ["received"]
+        events = session.scalars(select(StreamEvent)).all()
+        assert [(e.type, e.data["status"]) for e in events] == [("intent_status", "received")]
+
+
+def test_transition_sets_fields_and_logs_once(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        row = new_intent(session)
+        assert transition(session, row, IntentState.SUBMITTED, tx_hash="0xaa", batch_index=2, batch_size=5)
+        assert row.status == "submitted" and row.batch_index == 2
+        out = intent_json(row)
+        assert out["batch"] == {"transactionHash": "0xaa", "index": 2, "size": 5}
+        intent_id = row.id
+    with sessions() as session:
+        stored = session.get(Intent, intent_id)
+        assert stored is not None and (stored.status, stored.tx_hash, stored.batch_size) == (
+            "submitted",
+            "0xaa",
+            5,
+        )
+        history = session.scalars(
+            select(IntentStatus.status).where(IntentStatus.intent_id == intent_id)
+        ).all()
+        assert history == ["received", "submitted"]
+        last = session.scalars(select(StreamEvent).order_by(StreamEvent.seq.desc())).first()
+        assert last is not None and last.data["transactionHash"] == "0xaa"
+
+
+def test_transition_is_a_compare_and_set(sessions: sessionmaker[Session]) -> None:
+    """Two finalizers read the intent as submitted; only the first records an outcome."""
+    with sessions.begin() as session:
+        row = new_intent(session)
+        transition(session, row, IntentState.SUBMITTED)
+        intent_id = row.id
+    with sessions() as first, sessions() as second:
+        a = first.get(Intent, intent_id)
+        b = second.get(Intent, intent_id)
+        assert a is not None and b is not None
+        assert transition(first, a, IntentState.CONFIRMED, tx_hash="0x01")
+        first.commit()
+        assert not transition(second, b, IntentState.FAILED, "reverted")
+        second.commit()
+    with sessions() as session:
+        stored = session.get(Intent, intent_id)
+        assert stored is not None and stored.status == "confirmed" and stored.reason is None
+        history = session.scalars(
+            select(IntentStatus.status).where(IntentStatus.intent_id == intent_id)
+        ).all()
+        assert history == ["received", "submitted", "confirmed"]
+
+
+def test_an_illegal_transition_is_a_bug_not_a_write(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        row = new_intent(session)
+        with pytest.raises(IllegalTransitionError):
+            transition(session, row, IntentState.FAILED)
+        assert row.status == "received"
+
+
+def test_reason_is_stored_with_the_history(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        row = new_intent(session)
+        transition(session, row, IntentState.REJECTED, "slippage_exceeded: would revert", error={"code": "x"})
+        intent_id = row.id
+    with sessions() as session:
+        stored = session.get(Intent, intent_id)
+        assert stored is not None and stored.reason == "slippage_exceeded: would revert"
+        assert stored.error == {"code": "x"}
+        reasons = session.scalars(
+            select(IntentStatus.reason).where(IntentStatus.intent_id == intent_id)
+        ).all()
+        assert reasons == [None, "slippage_exceeded: would revert"]
