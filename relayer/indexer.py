@@ -67,7 +67,6 @@ def exit_trigger_price(position: PositionInfo | None, rule_index: int, token_dec
     return trigger_threshold(position.rules[rule_index], position.size, position.cost_basis, token_decimals)
 
 
-
 class Indexer:
     def __init__(
         self,

@@ -106,16 +106,15 @@ def _submit_responses(codes: tuple[str, ...]) -> dict[int | str, dict[str, Any]]
 
 
 # ---------------------------------------------------------------------- quotes
+#
+# Quotes and verify are `async def` although they do blocking work: they only read memory and run one
+# short indexed query, and as `def` routes every request took two thread-pool hops (the endpoint,
+# then FastAPI's response validation) which cost more CPU than the quote itself (bench/results).
 
 
 def _calendar(services: ServicesDep) -> ExchangeCalendar | None:
     """The exchange calendar behind a quote's ``nextOpen``, if loaded (never waits for pandas)."""
     return calendar_if_loaded(services.settings.market_calendar)
-
-#
-# Quotes and verify are `async def` although they do blocking work: they only read memory and run one
-# short indexed query, and as `def` routes every request took two thread-pool hops (the endpoint,
-# then FastAPI's response validation) which cost more CPU than the quote itself (bench/results).
 
 
 @router.get("/agents/{agent_id}/trade-intents/quote", response_model=QuotePublic, responses=_QUOTE_OPEN)
