@@ -48,8 +48,16 @@ log = logging.getLogger("alphagrid.keeper")
 GAS_MARGIN = 1.3
 GAS_HEADROOM = 40_000
 FOLLOW_INTERVAL_S = 0.05
-# What one exit may cost inside executeExits, to split a step's exits by gas (bench/gas.md).
-EXIT_GAS_BUDGET = 120_000
+# What one exit may cost inside executeExits (bench/gas.md: ~64k for a stop that closes, a few tens
+# of thousands more per extra rule), with room to spare: a batch's gas limit is the sum of its items'
+# budgets, so no estimate (a binary search re-running the whole batch) sits between the simulation
+# and the broadcast. An exit is deterministic (no signatures, no third-party code but the venue's).
+EXIT_GAS_BASE = 110_000
+EXIT_GAS_PER_RULE = 50_000
+
+
+def exit_gas_budget(fires: Sequence[Fire]) -> int:
+    return EXIT_GAS_BASE + EXIT_GAS_PER_RULE * max(len(fires), 1)
 # An exit in flight that another process sent (found in the database after a takeover) is checked on
 # the node at most this often; once the node no longer knows any of its hashes, it is let go.
 FOREIGN_CHECK_S = 1.0
@@ -140,8 +148,8 @@ class Keeper:
     backoff_s: float = 1.0
     # Exits per executeExits transaction: every exit one price update crosses goes out together,
     # split by items and by gas (SPEC §5.1). 1: one executeExit per position.
-    batch_max_items: int = 100
-    batch_max_gas: int = 12_000_000
+    batch_max_items: int = 250
+    batch_max_gas: int = 24_000_000
     clock: Callable[[], float] = time.time
     index: TriggerIndex = field(default_factory=TriggerIndex)
     _queue: queue.SimpleQueue[tuple[str, Any, float]] = field(default_factory=queue.SimpleQueue)
@@ -319,13 +327,23 @@ class Keeper:
             for r in ready:
                 self._fire_one(r)
             return
-        size = max(1, min(self.batch_max_items, self.batch_max_gas // EXIT_GAS_BUDGET))
-        for start in range(0, len(ready), size):
-            chunk = ready[start : start + size]
-            if len(chunk) == 1:
-                self._fire_one(chunk[0])
-            else:
-                self._fire_batch(list(chunk))
+        chunk: list[Ready] = []
+        gas = 0
+        for r in ready:
+            budget = exit_gas_budget(r.fires)
+            if chunk and (len(chunk) >= self.batch_max_items or gas + budget > self.batch_max_gas):
+                self._fire_chunk(chunk)
+                chunk, gas = [], 0
+            chunk.append(r)
+            gas += budget
+        if chunk:
+            self._fire_chunk(chunk)
+
+    def _fire_chunk(self, chunk: list[Ready]) -> None:
+        if len(chunk) == 1:
+            self._fire_one(chunk[0])
+        else:
+            self._fire_batch(chunk)
 
     def _fire_one(self, r: Ready) -> None:
         data = calls.execute_exit(r.position.position_id, r.position.rules)
@@ -354,7 +372,6 @@ class Keeper:
                 return
             if len(keep) < len(chunk):
                 data = calls.execute_exits([(r.position.position_id, r.position.rules) for r in keep])
-            gas = self.client.estimate_gas(data)
         except ChainUnavailableError as exc:
             for r in chunk:
                 self._failed(r.position, r.fires, r.price, f"simulation impossible: {exc.message}")
@@ -363,7 +380,7 @@ class Keeper:
             for r in chunk:
                 self._refused(r, exc.revert)
             return
-        self._send(keep, data, gas)
+        self._send(keep, data, sum(exit_gas_budget(r.fires) for r in keep), budgeted=True)
 
     def _refused(self, r: Ready, revert: Revert) -> None:
         """The simulation says no: the chain ahead of the keeper's view is a hold, the rest a failure."""
@@ -375,8 +392,8 @@ class Keeper:
             return
         self._failed(r.position, r.fires, r.price, f"simulation reverted: {revert.describe()}")
 
-    def _send(self, items: Sequence[Ready], data: bytes, gas: int) -> None:
-        gas_limit = int(gas * GAS_MARGIN) + GAS_HEADROOM
+    def _send(self, items: Sequence[Ready], data: bytes, gas: int, *, budgeted: bool = False) -> None:
+        gas_limit = gas if budgeted else int(gas * GAS_MARGIN) + GAS_HEADROOM
         try:
             request = self.sender.submit(
                 to=self.client.address, data=data, gas_limit=gas_limit, purpose="exit"
