@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from relayer.devkeys import OPERATOR_KEY, RELAYER_KEYS
+
+if TYPE_CHECKING:
+    from relayer.intents.strikes import StrikePolicy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +45,13 @@ class Settings(BaseSettings):
     # many such transactions may be on their way at once (what becomes ready meanwhile waits).
     batch_max_items: int = Field(default=64, ge=1, le=256)
     batch_max_in_flight: int = Field(default=1, ge=1, le=16)
+    # Front-running strikes (relayed intents that failed because the agent used their nonce for
+    # another intent): throttled past `strikes_throttle_after` within the hour, suspended past
+    # `strikes_suspend_after` within the day; 0 turns either off. `alphagrid agent clear-strikes`.
+    strikes_throttle_after: int = Field(default=3, ge=0)
+    strikes_throttle_window_s: int = Field(default=3600, gt=0)
+    strikes_suspend_after: int = Field(default=10, ge=0)
+    strikes_suspend_window_s: int = Field(default=86_400, gt=0)
     artifacts_dir: Path = REPO_ROOT / "out"
     abi_dir: Path = REPO_ROOT / "abi"
 
@@ -65,6 +75,17 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.home / 'relayer.db').resolve()}"
         return self
+
+    @property
+    def strike_policy(self) -> StrikePolicy:
+        from relayer.intents.strikes import StrikePolicy
+
+        return StrikePolicy(
+            throttle_after=self.strikes_throttle_after,
+            throttle_window_s=self.strikes_throttle_window_s,
+            suspend_after=self.strikes_suspend_after,
+            suspend_window_s=self.strikes_suspend_window_s,
+        )
 
     @property
     def manifest_path(self) -> Path:
