@@ -34,6 +34,7 @@ from typing import Any
 
 import relayer
 from bench import burst as burstbench
+from bench import cli as clibench
 from bench import gapdown as gapbench
 from bench import gas as gasbench
 from bench import keeper as keeperbench
@@ -81,7 +82,7 @@ GOAL_RSS = 1024**3
 GOAL_BURST_RATE = 250.0
 GOAL_BURST_P99_MS = 1000.0
 GOAL_GAPDOWN_MS = 2000.0
-PARTS = ("http", "relay", "e2e", "keeper", "gas")
+PARTS = ("http", "relay", "e2e", "keeper", "gas", "cli")
 # Issue 11's figures: not in a plain `python -m bench` (they take minutes); ask with --only or --peaks.
 PEAK_PARTS = ("burst", "gapdown", "single", "crash")
 
@@ -465,10 +466,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     crash: CrashResult | None = None
     http = verify = relay = memory = None
     gas: dict[str, gasbench.GasFigure] = {}
+    cli: clibench.CliResult | None = None
     ticks: list[keeperbench.TickResult] = []
     e2e: list[keeperbench.E2EResult] = []
     with tempfile.TemporaryDirectory(prefix="alphagrid-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
+        if "cli" in parts:
+            progress("command line: alphagrid --help and alphagrid oracle set, 5 processes each")
+            cli = clibench.measure()
         if "gas" in parts:
             progress("gas: forge test " + gasbench.GAS_TEST)
             gas = gasbench.measure()
@@ -542,6 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if gas:
             report.figures += gas_figures(gas)
             report.sections.append(GAS_SECTION)
+        if cli is not None:
+            report.figures += clibench.figures(cli)
+            report.sections.append(clibench.SECTION)
         if burst is not None:
             report.figures += burst_figures(burst)
         if gap is not None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from relayer import eip712
-from relayer.chain import artifacts
+from relayer.chain import artifacts, rpc
 from relayer.chain.admin import revert_decoder
 from relayer.chain.events import EventDecoder
 from relayer.chain.router import RouterClient
@@ -95,6 +95,7 @@ class Services:
             self.keeper_jobs.shutdown()
         for thread in self.threads:
             thread.join(timeout=5)
+        rpc.close_idle(self.w3)
         self.engine.dispose()
 
 

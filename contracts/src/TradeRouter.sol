@@ -340,31 +340,28 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         if (msg.sender != address(this)) revert OnlySelf();
         bytes calldata data = item.intent;
         IntentType kind = item.intentType;
+        bool laddered = kind == IntentType.Open || kind == IntentType.UpdateLadder;
+        if (!_wellFormed(kind, data) || (!laddered && item.exits.length != 0)) revert MalformedIntent(index);
+        // `data` is the struct's ABI encoding, all static fields: a calldata struct pointer is its offset.
         if (kind == IntentType.Open) {
-            if (data.length != 9 * 32 || _dirtyAddress(data, 1) || _dirtyAddress(data, 2) || _dirtyUint16(data, 5)) {
-                revert MalformedIntent(index);
-            }
             OpenPosition calldata p;
             assembly ("memory-safe") {
                 p := data.offset
             }
             _openPosition(p, item.exits, item.signature);
         } else if (kind == IntentType.Add) {
-            if (data.length != 7 * 32 || _dirtyUint16(data, 4) || item.exits.length != 0) revert MalformedIntent(index);
             AddToPosition calldata p;
             assembly ("memory-safe") {
                 p := data.offset
             }
             _addToPosition(p, item.signature);
         } else if (kind == IntentType.Reduce) {
-            if (data.length != 7 * 32 || _dirtyUint16(data, 4) || item.exits.length != 0) revert MalformedIntent(index);
             ReducePosition calldata p;
             assembly ("memory-safe") {
                 p := data.offset
             }
             _reducePosition(p, item.signature);
         } else {
-            if (data.length != 5 * 32) revert MalformedIntent(index);
             UpdateExitLadder calldata p;
             assembly ("memory-safe") {
                 p := data.offset
@@ -523,41 +520,26 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
     function _intentKey(IntentCall calldata item) private view returns (uint256 agentId, uint256 nonce, bytes32 digest) {
         bytes calldata data = item.intent;
         IntentType kind = item.intentType;
-        bytes32 structHash;
+        if (!_wellFormed(kind, data)) return (0, 0, 0);
+        bytes32 typeHash = kind == IntentType.Open
+            ? IntentHash.OPEN_POSITION_TYPEHASH
+            : kind == IntentType.Add
+                ? IntentHash.ADD_TO_POSITION_TYPEHASH
+                : kind == IntentType.Reduce ? IntentHash.REDUCE_POSITION_TYPEHASH : IntentHash.UPDATE_EXIT_LADDER_TYPEHASH;
+        // Every field is static, so EIP-712's encodeData is the struct's ABI encoding: `data` itself.
+        agentId = _word(data, 0);
+        nonce = _word(data, data.length / 32 - 1);
+        digest = _hashTypedDataV4(keccak256(bytes.concat(typeHash, data)));
+    }
+
+    /// @dev Whether `data` is the ABI encoding of `kind`'s struct: its length, and every field in its
+    ///      type's range (addresses and uint16s without high bits; the rest are full words).
+    function _wellFormed(IntentType kind, bytes calldata data) private pure returns (bool) {
         if (kind == IntentType.Open) {
-            if (data.length != 9 * 32 || _dirtyAddress(data, 1) || _dirtyAddress(data, 2) || _dirtyUint16(data, 5)) {
-                return (0, 0, 0);
-            }
-            OpenPosition calldata p;
-            assembly ("memory-safe") {
-                p := data.offset
-            }
-            structHash = IntentHash.hash(p);
-        } else if (kind == IntentType.Add) {
-            if (data.length != 7 * 32 || _dirtyUint16(data, 4)) return (0, 0, 0);
-            AddToPosition calldata p;
-            assembly ("memory-safe") {
-                p := data.offset
-            }
-            structHash = IntentHash.hash(p);
-        } else if (kind == IntentType.Reduce) {
-            if (data.length != 7 * 32 || _dirtyUint16(data, 4)) return (0, 0, 0);
-            ReducePosition calldata p;
-            assembly ("memory-safe") {
-                p := data.offset
-            }
-            structHash = IntentHash.hash(p);
-        } else {
-            if (data.length != 5 * 32) return (0, 0, 0);
-            UpdateExitLadder calldata p;
-            assembly ("memory-safe") {
-                p := data.offset
-            }
-            structHash = IntentHash.hash(p);
+            return data.length == 9 * 32 && !_dirtyAddress(data, 1) && !_dirtyAddress(data, 2) && !_dirtyUint16(data, 5);
         }
-        agentId = uint256(bytes32(data[:32]));
-        nonce = uint256(bytes32(data[data.length - 32:]));
-        digest = _hashTypedDataV4(structHash);
+        if (kind == IntentType.UpdateLadder) return data.length == 5 * 32;
+        return data.length == 7 * 32 && !_dirtyUint16(data, 4); // Add, Reduce
     }
 
     function _word(bytes calldata data, uint256 i) private pure returns (uint256 w) {

@@ -59,8 +59,10 @@ def transport_errors(what: str) -> Iterator[None]:
 
 
 class _Raw:
-    """JSON-RPC over one keep-alive HTTP connection per thread and node: the calls on hot paths skip
-    web3's provider (its request caching, middleware and `requests` session cost ~10× the call)."""
+    """JSON-RPC over a small pool of keep-alive HTTP connections to one node: the calls on hot paths
+    skip web3's provider (its request caching, middleware and `requests` session cost ~10× the call)."""
+
+    MAX_IDLE: Final = 16
 
     def __init__(self, uri: str, timeout_s: float) -> None:
         parts = urlsplit(uri)
@@ -68,21 +70,34 @@ class _Raw:
         self.port = parts.port or 80
         self.path = parts.path or "/"
         self.timeout_s = timeout_s
-        self.local = threading.local()
         self.ids = itertools.count(1)
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-            self.local.conn = conn
-        return conn
+    def _acquire(self) -> http.client.HTTPConnection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+
+    def _release(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self.MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def request(self, method: str, params: list[Any]) -> dict[str, Any]:
         body = json.dumps({"jsonrpc": "2.0", "id": next(self.ids), "method": method, "params": params})
         headers = {"Content-Type": "application/json"}
         for attempt in (0, 1):
-            conn = self._connection()
+            conn = self._acquire()
             reused = conn.sock is not None
             try:
                 conn.request("POST", self.path, body=body, headers=headers)
@@ -90,16 +105,16 @@ class _Raw:
                 data = response.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 conn.close()
-                self.local.conn = None
                 if attempt == 0 and reused:
                     continue  # a keep-alive connection the node had closed: once more, afresh
                 raise
             except BaseException:
                 conn.close()
-                self.local.conn = None
                 raise
             if response.status != 200:
+                conn.close()
                 raise http.client.HTTPException(f"HTTP {response.status} from the node")
+            self._release(conn)
             return cast(dict[str, Any], json.loads(data))
         raise AssertionError("unreachable")
 
@@ -122,6 +137,13 @@ def _raw_for(w3: Web3) -> _Raw | None:
         with _RAW_LOCK:
             raw = _RAW.setdefault(key, _Raw(uri, timeout))
     return raw
+
+
+def close_idle(w3: Web3) -> None:
+    """Close the idle connections kept for this node (they are opened again when needed)."""
+    raw = _raw_for(w3)
+    if raw is not None:
+        raw.close_idle()
 
 
 def request(w3: Web3, method: str, params: list[Any]) -> dict[str, Any]:

@@ -1,26 +1,59 @@
-"""The `alphagrid` command (SPEC §4.1): one module per command group, `app` is the console script."""
+"""The `alphagrid` command (SPEC §4.1): one module per command group, `app` is the console script.
+
+Each command is registered by name, module and one-line help, and imported only when it runs (see
+`relayer.cli.app.AlphaGridGroup`): `alphagrid --help` and light commands do not pay for web3, FastAPI or
+SQLAlchemy. A new command goes into `COMMANDS`; keep its module's top-level imports light.
+"""
 
 from __future__ import annotations
 
-from relayer.cli.agent import agent_app
-from relayer.cli.app import app
-from relayer.cli.deploy import deploy
-from relayer.cli.keeper import keeper
-from relayer.cli.oracle import oracle_app
-from relayer.cli.positions import positions
-from relayer.cli.serve import serve
-from relayer.cli.track import track_app
-from relayer.cli.up import up
-from relayer.cli.vault import vault_app
+from relayer.cli.app import AlphaGridGroup, app
 
-app.command("up")(up)
-app.command("deploy")(deploy)
-app.command("serve")(serve)
-app.command("keeper")(keeper)
-app.add_typer(vault_app, name="vault")
-app.add_typer(agent_app, name="agent")
-app.add_typer(track_app, name="track")
-app.add_typer(oracle_app, name="oracle")
-app.command("positions")(positions)
+# name → (module, attribute, the one-line help `alphagrid --help` shows; tests/cli/test_fast.py checks it)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "up": (
+        "relayer.cli.up",
+        "up",
+        "Run the local stack: Anvil, contracts, seed data, price feed, relayer API and keeper.",
+    ),
+    "deploy": (
+        "relayer.cli.deploy",
+        "deploy",
+        "Deploy the contracts to ALPHAGRID_RPC_URL, seed tokens, prices and tracks, write the manifest.",
+    ),
+    "serve": (
+        "relayer.cli.serve",
+        "serve",
+        "Relayer API + keeper for the chain in $ALPHAGRID_HOME/deployment.json.",
+    ),
+    "keeper": (
+        "relayer.cli.keeper",
+        "keeper",
+        "Run the exit-ladder keeper against $ALPHAGRID_HOME/deployment.json until Ctrl-C/SIGTERM.",
+    ),
+    "positions": (
+        "relayer.cli.positions",
+        "positions",
+        "An agent's positions: size, cost basis, entry and current price, PnL and the exit ladder.",
+    ),
+    "mcp": (
+        "relayer.cli.mcp",
+        "mcp",
+        "Model Context Protocol server: trading tools for one agent, for LLM clients.",
+    ),
+    "vault": (
+        "relayer.cli.vault",
+        "vault_app",
+        "Vaults: create, fund (local chain), and the tokens each may trade.",
+    ),
+    "agent": (
+        "relayer.cli.agent",
+        "agent_app",
+        "Agents: register them and change their track, allocation and status.",
+    ),
+    "track": ("relayer.cli.track", "track_app", "Tracks: create or change one, list them."),
+    "oracle": ("relayer.cli.oracle", "oracle_app", "Oracle prices: push one, show them, keep them moving."),
+}
+AlphaGridGroup.lazy.update(COMMANDS)
 
-__all__ = ["app"]
+__all__ = ["COMMANDS", "app"]

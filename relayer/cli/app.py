@@ -4,19 +4,27 @@
 and an exit code (2 for usage, 1 for operational failures): typer/click usage errors and everything
 `relayer.cli.errors.describe` knows. Anything else is a bug and still prints one line, unless
 `ALPHAGRID_DEBUG=1` asks for the traceback.
+
+Commands are registered lazily (`AlphaGridGroup.lazy`: name → module, attribute, one-line help): a
+command's module, and what it imports (web3, FastAPI, SQLAlchemy …), is imported only when that command
+runs; `alphagrid --help` lists them from the one-line helps. `tests/cli/test_fast.py` checks that each
+one-line help is the command's own.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
+import typer.main
+from typer._click.core import Command, Context
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from relayer.cli.errors import EXIT_FAILURE, EXIT_USAGE, describe, one_line
 
@@ -28,7 +36,43 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def load_command(name: str, module: str, attribute: str) -> Command:
+    """The click command typer builds for `module.attribute` (a command function or a sub-`Typer`)."""
+    obj = getattr(importlib.import_module(module), attribute)
+    if isinstance(obj, typer.Typer):
+        group = typer.main.get_group(obj)
+        group.name = name
+        return group
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command(name)(obj)
+    return typer.main.get_command(single)
+
+
 class AlphaGridGroup(TyperGroup):
+    lazy: ClassVar[dict[str, tuple[str, str, str]]] = {}
+    _resolving = False
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in self.lazy if n not in self.commands)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in self.lazy:
+            return command
+        module, attribute, help_line = self.lazy[cmd_name]
+        if not self._resolving:  # listed in a help page: the one-line help is all it needs
+            return TyperCommand(cmd_name, help=help_line)
+        command = load_command(cmd_name, module, attribute)
+        self.commands[cmd_name] = command
+        return command
+
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
+        self._resolving = True
+        try:
+            return super().resolve_command(ctx, args)
+        finally:
+            self._resolving = False
+
     def main(
         self,
         args: Sequence[str] | None = None,

@@ -4,28 +4,21 @@ The command line's own errors are `CliError` (exit 1, an operational failure) an
 the operator typed something that cannot work). Everything the layers below raise is mapped here, in
 one place (`describe`), so no command needs a try/except of its own and no traceback reaches an
 operator. `tests/cli/test_errors.py` checks each mapping.
+
+Nothing heavy is imported here: an exception can only be an instance of a class whose module is loaded,
+so `describe` looks the classes up in `sys.modules` (a light command never imports web3 to describe
+an error web3 could not have raised).
 """
 
 from __future__ import annotations
 
-import subprocess
-from typing import Final
+import sys
+from typing import TYPE_CHECKING, Any, Final
 
-import pydantic
-import requests
-from web3.exceptions import (
-    ContractLogicError,
-    TimeExhausted,
-    Web3Exception,
-    Web3RPCError,
-)
+if TYPE_CHECKING:
+    import pydantic
 
-from relayer.amounts import AmountError
-from relayer.chain.admin import OperatorError
-from relayer.chain.anvil import AnvilError
-from relayer.chain.artifacts import ArtifactMissingError
-from relayer.feed import FeedError, FeedStalledError
-from relayer.localstack import StackError
+    from relayer.amounts import AmountError
 
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
@@ -86,33 +79,52 @@ def _settings_message(exc: pydantic.ValidationError) -> str:
     return f"invalid configuration: {name}: {first.get('msg', 'invalid')}"
 
 
+def _cls(module: str, name: str) -> Any:
+    """The class `module.name` if its module is loaded, else a class nothing is an instance of."""
+    loaded = sys.modules.get(module)
+    found = getattr(loaded, name, None) if loaded is not None else None
+    return found if isinstance(found, type) else _NeverRaisedError
+
+
+class _NeverRaisedError(Exception):
+    pass
+
+
 def describe(exc: BaseException) -> tuple[int, str] | None:
     """(exit code, one-line reason) for every failure a command may meet; None for a bug."""
     if isinstance(exc, CliError):
         return exc.exit_code, one_line(str(exc))
-    if isinstance(exc, AmountError):
+    if isinstance(exc, _cls("relayer.amounts", "AmountError")):
         return EXIT_USAGE, amount_message(exc)
-    if isinstance(exc, FeedStalledError):
+    if isinstance(exc, _cls("relayer.feed", "FeedStalledError")):
         return EXIT_FAILURE, one_line(str(exc))
-    if isinstance(exc, FeedError):
+    if isinstance(exc, _cls("relayer.feed", "FeedError")):
         return EXIT_USAGE, one_line(str(exc))
-    if isinstance(exc, (OperatorError, AnvilError, ArtifactMissingError, StackError)):
+    if isinstance(
+        exc,
+        (
+            _cls("relayer.chain.admin", "OperatorError"),
+            _cls("relayer.chain.anvil", "AnvilError"),
+            _cls("relayer.chain.artifacts", "ArtifactMissingError"),
+            _cls("relayer.localstack", "StackError"),
+        ),
+    ):
         return EXIT_FAILURE, one_line(str(exc))
-    if isinstance(exc, pydantic.ValidationError):
+    if isinstance(exc, _cls("pydantic", "ValidationError")):
         if exc.title == "Settings":
             return EXIT_USAGE, _settings_message(exc)
         return EXIT_FAILURE, one_line(f"invalid {exc.title}: {exc.errors()[0].get('msg', '')}")
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+    if isinstance(exc, (_cls("requests", "ConnectionError"), _cls("requests", "Timeout"))):
         return EXIT_FAILURE, "lost the connection to the chain: " + one_line(str(exc))[:200]
-    if isinstance(exc, TimeExhausted):
+    if isinstance(exc, _cls("web3.exceptions", "TimeExhausted")):
         return EXIT_FAILURE, "the chain did not mine the transaction in time: " + one_line(str(exc))
-    if isinstance(exc, ContractLogicError):
+    if isinstance(exc, _cls("web3.exceptions", "ContractLogicError")):
         return EXIT_FAILURE, "a contract call reverted: " + one_line(str(exc.message or exc))
-    if isinstance(exc, Web3RPCError):
+    if isinstance(exc, _cls("web3.exceptions", "Web3RPCError")):
         return EXIT_FAILURE, "the chain refused the request: " + one_line(str(exc.message or exc))
-    if isinstance(exc, Web3Exception):
+    if isinstance(exc, _cls("web3.exceptions", "Web3Exception")):
         return EXIT_FAILURE, one_line(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, subprocess.SubprocessError):
+    if isinstance(exc, _cls("subprocess", "SubprocessError")):
         return EXIT_FAILURE, one_line(str(exc))
     if isinstance(exc, OSError):
         return EXIT_FAILURE, one_line(str(exc))

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final
-
-from eth_typing import ChecksumAddress
-from eth_utils.address import is_checksum_address, to_checksum_address
+from typing import TYPE_CHECKING, Final
 
 from relayer.amounts import AmountError, parse_amount
-from relayer.chain.admin import PRICE_DECIMALS, USDC_DECIMALS
 from relayer.cli.errors import BadInput, amount_message
+
+if TYPE_CHECKING:
+    from eth_typing import ChecksumAddress
+
+# As relayer.chain.admin has them (tests/cli/test_fast.py checks); not imported from there, which loads web3.
+USDC_DECIMALS: Final = 6
+PRICE_DECIMALS: Final = 8
 
 _ADDRESS: Final = re.compile(r"0x[0-9a-fA-F]{40}", re.ASCII)
 _SYMBOL: Final = re.compile(r"[A-Za-z0-9.]{1,11}", re.ASCII)
@@ -47,6 +50,8 @@ def price(text: str) -> int:
 
 def address(text: str, what: str = "address") -> ChecksumAddress:
     """A 20-byte hex address; mixed case must be a valid EIP-55 checksum (it catches typos)."""
+    from eth_utils.address import is_checksum_address, to_checksum_address
+
     if not _ADDRESS.fullmatch(text):
         raise BadInput(f"malformed {what} {text!r}: expected 0x and 40 hex digits")
     body = text[2:]

@@ -15,24 +15,17 @@ from typing import Any
 
 from eth_typing import ChecksumAddress
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from web3 import Web3
 
 from relayer.chain.admin import Admin, CoreAddresses
 from relayer.cli.errors import BadInput, ChainUnreachable, CliError, NoManifest
+from relayer.cli.rpc import explicit_rpc_url
 from relayer.cli.views import read_tracks
 from relayer.config import Settings
 from relayer.devkeys import LOCAL_CHAIN_ID
 from relayer.manifest import Manifest
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-
-
-class _ExplicitRpc(BaseSettings):
-    """Only what the operator set: `Settings.rpc_url` is always filled in (from the port) and cannot tell."""
-
-    model_config = SettingsConfigDict(env_prefix="ALPHAGRID_", env_file=".env", extra="ignore")
-    rpc_url: str = ""
 
 
 def connect(url: str, timeout_s: float = 30.0) -> Web3:
@@ -79,7 +72,7 @@ class Session:
         return self.settings.manifest_path
 
     def explicit_rpc_url(self) -> str | None:
-        return _ExplicitRpc().rpc_url or None
+        return explicit_rpc_url()
 
     def operator_key(self) -> str:
         return self.settings.operator_key.get_secret_value()

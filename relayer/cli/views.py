@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
-from web3.exceptions import ContractCustomError, ContractLogicError
 
 from relayer.amounts import format_amount
-from relayer.chain.admin import PRICE_DECIMALS, Admin
+from relayer.cli.inputs import PRICE_DECIMALS
 from relayer.cli.output import table
 from relayer.domain.track import Track
-from relayer.manifest import Manifest
+
+if TYPE_CHECKING:
+    from relayer.chain.admin import Admin
+    from relayer.manifest import Manifest
 
 
 def track_json(track_id: int, name: str, limits: Sequence[Any]) -> dict[str, Any]:
@@ -33,6 +35,8 @@ def read_tracks(admin: Admin) -> list[dict[str, Any]]:
 def read_prices(admin: Admin, tokens: Mapping[str, str]) -> list[dict[str, Any]]:
     """The oracle's quote for each token: price, updatedAt, roundId and whether the router would
     find it too old (`stale`, against `TradeRouter.maxPriceAge` and the latest block's time)."""
+    from web3.exceptions import ContractCustomError, ContractLogicError
+
     oracle = admin.oracle
     max_age_s = int(admin.router.functions.maxPriceAge().call())
     now = int(admin.w3.eth.get_block("latest")["timestamp"])

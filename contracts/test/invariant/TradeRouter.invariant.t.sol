@@ -250,6 +250,7 @@ contract TradeRouterInvariantTest is Fixture {
             console.log(string.concat(names[i], " ok"), handler.successes(i));
             console.log(string.concat(names[i], " rejected"), handler.rejections(i));
             console.log(string.concat(names[i], " skipped"), handler.skips(i));
+            console.log(string.concat(names[i], " via a batch"), handler.batched(i));
         }
         console.log("rejected: PositionExists", handler.rejectionsBy(ITradeRouter.PositionExists.selector));
         console.log("rejected: PositionNotOpen", handler.rejectionsBy(ITradeRouter.PositionNotOpen.selector));

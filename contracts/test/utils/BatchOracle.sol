@@ -10,12 +10,18 @@ import {Vm} from "./Vm.sol";
 ///         functions, on a snapshot of the same state. A batch must leave the same books, emit the same
 ///         events (plus one `IntentFailed` / `ExitSkipped` per failed item, in its place) and report,
 ///         per item, what the single call reverted with (empty when it succeeded).
+/// @dev    forge's `recordLogs` also records the logs of calls that reverted, which a chain drops. The
+///         logs compared are those a chain keeps: a reverted single call's are dropped; in a batch, a
+///         failed intent's are those between its `NonceUsed` (the first log any intent frame emits:
+///         nothing before the signature check logs) and its `IntentFailed`. A failed exit emits nothing
+///         before it reverts in every case here; if one did, the comparison would fail, not pass.
 abstract contract BatchOracle is Fixture {
     uint256 internal otherAgentId;
 
     struct Outcome {
         bytes[] results;
         bytes32 logs; // rolling hash of every log, in order
+        bytes32 effects; // the same without the batch's own IntentFailed / ExitSkipped
         bytes32 books;
     }
 
@@ -51,6 +57,47 @@ abstract contract BatchOracle is Fixture {
             acc = keccak256(abi.encode(acc, logs[i].emitter, logs[i].topics, logs[i].data));
         }
         return acc;
+    }
+
+    /// @dev `_fold` without the batches' failure events: what the items themselves emitted.
+    function _foldEffects(bytes32 acc, Vm.Log[] memory logs) internal view returns (bytes32) {
+        for (uint256 i; i < logs.length; ++i) {
+            bytes32 topic = logs[i].topics.length == 0 ? bytes32(0) : logs[i].topics[0];
+            bool failure = topic == ITradeRouter.IntentFailed.selector || topic == ITradeRouter.ExitSkipped.selector;
+            if (failure && logs[i].emitter == address(router)) continue;
+            acc = keccak256(abi.encode(acc, logs[i].emitter, logs[i].topics, logs[i].data));
+        }
+        return acc;
+    }
+
+    /// @dev The logs of an intent batch that a chain keeps: drops each failed item's logs (from its
+    ///      `NonceUsed`, which carries the digest its `IntentFailed` names, up to its `IntentFailed`),
+    ///      keeps everything else in order. An item that failed before its `NonceUsed` has no logs;
+    ///      the only way the latest `NonceUsed` can carry its digest then is the same intent having just
+    ///      succeeded, and then it failed with `NonceMismatch`.
+    function _keptIntentLogs(Vm.Log[] memory logs) internal view returns (Vm.Log[] memory kept) {
+        kept = new Vm.Log[](logs.length);
+        uint256 n; // kept so far
+        uint256 segment; // where the latest NonceUsed sits in `kept`
+        bytes32 segmentDigest; // its digest (0: none since the last IntentFailed)
+        for (uint256 i; i < logs.length; ++i) {
+            bytes32 topic = logs[i].topics.length == 0 ? bytes32(0) : logs[i].topics[0];
+            bool fromRouter = logs[i].emitter == address(router);
+            if (fromRouter && topic == ITradeRouter.NonceUsed.selector) {
+                (,, segmentDigest) = abi.decode(logs[i].data, (uint256, uint8, bytes32));
+                segment = n;
+            } else if (fromRouter && topic == ITradeRouter.IntentFailed.selector) {
+                (, bytes32 digest, bytes memory reason) = abi.decode(logs[i].data, (uint256, bytes32, bytes));
+                bool ownNonceUsed = segmentDigest != bytes32(0) && digest == segmentDigest
+                    && bytes4(reason) != ITradeRouter.NonceMismatch.selector;
+                if (ownNonceUsed) n = segment; // its logs were reverted
+                segmentDigest = bytes32(0);
+            }
+            kept[n++] = logs[i];
+        }
+        assembly ("memory-safe") {
+            mstore(kept, n)
+        }
     }
 
     function _foldOne(bytes32 acc, address emitter, bytes32[] memory topics, bytes memory data)
@@ -114,8 +161,12 @@ abstract contract BatchOracle is Fixture {
         vm.recordLogs();
         for (uint256 i; i < items.length; ++i) {
             (bool ok, bytes memory ret) = address(router).call(_singleCall(items[i]));
-            o.logs = _fold(o.logs, vm.getRecordedLogs());
-            if (ok) continue;
+            Vm.Log[] memory logs = vm.getRecordedLogs();
+            if (ok) {
+                o.logs = _fold(o.logs, logs);
+                o.effects = _fold(o.effects, logs);
+                continue;
+            }
             vm.assertGt(ret.length, 0, "a single call reverted with data");
             o.results[i] = ret;
             (uint256 a, uint256 nonce, bytes32 digest) = _key(items[i]);
@@ -136,8 +187,12 @@ abstract contract BatchOracle is Fixture {
             vm.prank(keeper);
             (bool ok, bytes memory ret) =
                 address(router).call(abi.encodeCall(ITradeRouter.executeExit, (items[i].positionId, items[i].exits)));
-            o.logs = _fold(o.logs, vm.getRecordedLogs());
-            if (ok) continue;
+            Vm.Log[] memory logs = vm.getRecordedLogs();
+            if (ok) {
+                o.logs = _fold(o.logs, logs);
+                o.effects = _fold(o.effects, logs);
+                continue;
+            }
             o.results[i] = ret;
             o.logs = _foldOne(
                 o.logs,
@@ -153,7 +208,9 @@ abstract contract BatchOracle is Fixture {
         vm.recordLogs();
         vm.prank(keeper); // anyone may send a batch
         o.results = router.executeIntents(items);
-        o.logs = _fold(bytes32(0), vm.getRecordedLogs());
+        Vm.Log[] memory logs = _keptIntentLogs(vm.getRecordedLogs());
+        o.logs = _fold(bytes32(0), logs);
+        o.effects = _foldEffects(bytes32(0), logs);
         o.books = _books();
     }
 
@@ -161,7 +218,9 @@ abstract contract BatchOracle is Fixture {
         vm.recordLogs();
         vm.prank(keeper);
         o.results = router.executeExits(items);
-        o.logs = _fold(bytes32(0), vm.getRecordedLogs());
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        o.logs = _fold(bytes32(0), logs);
+        o.effects = _foldEffects(bytes32(0), logs);
         o.books = _books();
     }
 
@@ -171,6 +230,7 @@ abstract contract BatchOracle is Fixture {
             vm.assertEq(batch.results[i], single.results[i], "the item's result is its single call's");
         }
         vm.assertEq(batch.logs, single.logs, "the same events, in order");
+        vm.assertEq(batch.effects, single.effects, "the same item events, in order");
         vm.assertEq(batch.books, single.books, "the same books");
     }
 

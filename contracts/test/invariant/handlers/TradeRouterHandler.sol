@@ -8,6 +8,7 @@ import {IAgentRegistry} from "../../../src/interfaces/IAgentRegistry.sol";
 import {ITradeRouter} from "../../../src/interfaces/ITradeRouter.sol";
 import {PriceOracle} from "../../../src/PriceOracle.sol";
 import {TradeRouter} from "../../../src/TradeRouter.sol";
+import {BatchItems} from "../../utils/BatchItems.sol";
 import {IntentSigner} from "../../utils/IntentSigner.sol";
 import {TestBase, Vm} from "../../utils/Vm.sol";
 
@@ -34,6 +35,10 @@ struct Deployment {
 ///         bookkeeping: token and USDC movements of the vault, the router's events, and a model of the
 ///         exit ladder. Calls that should revert are sent anyway where that is a property worth
 ///         checking (duplicate opens, adds to closed positions, a stale ladder), caught, and counted.
+///         Half the intents and exits (by a hash of the action's seeds) go through the batch entry
+///         points as a one-item batch instead of the single function: the same checks apply to both,
+///         and a batch must never revert as a whole, must report a failed item with its single call's
+///         error in `results` and `IntentFailed` / `ExitSkipped`, and must report success as empty.
 /// @dev    Reverts inside the handler would be swallowed by the fuzzer (`fail_on_revert = false`) and
 ///         would roll the router's state back with them, so per-call properties are never asserted
 ///         here: a broken one is recorded in `violations`, and the test's invariant reports it.
@@ -144,6 +149,8 @@ contract TradeRouterHandler is TestBase {
     uint256[ACTIONS] public successes;
     uint256[ACTIONS] public rejections;
     uint256[ACTIONS] public skips;
+    /// @notice Calls sent through `executeIntents` / `executeExits` (one item) instead of the single function.
+    uint256[ACTIONS] public batched;
     /// @notice Rejections per error selector (what the fuzzer ran into).
     mapping(bytes4 selector => uint256) public rejectionsBy;
 
@@ -224,16 +231,17 @@ contract TradeRouterHandler is TestBase {
             deadline: block.timestamp + 5 minutes,
             nonce: router.nextNonce(_agentIds[c.a])
         });
-        bytes memory sig = _sign(c.a, IntentSigner.structHash(p));
         c.existing = ghost_openIdOf[c.a][c.t];
         c.allowed = c.existing == 0 && _buyAllowed(c.a, c.amount);
         c.expectedId = router.positionCount() + 1;
         c.before = _balances(c.t);
 
         vm.recordLogs();
-        try router.openPosition(p, exits, sig) returns (uint256 id) {
-            _recordOpen(c, id, exits);
-        } catch (bytes memory reason) {
+        (bool ok, bytes memory reason) =
+            _sendOpen(c.a, p, exits, abi.encode(agentSeed, tokenSeed, amountSeed, ladderSeed));
+        if (ok) {
+            _recordOpen(c, reason.length == 0 ? router.positionCount() : abi.decode(reason, (uint256)), exits);
+        } else {
             rejectionsBy[bytes4(reason)]++;
             vm.getRecordedLogs();
             rejections[uint256(Action.Open)]++;
@@ -284,7 +292,6 @@ contract TradeRouterHandler is TestBase {
             return;
         }
         uint256 a = _ghost[id].agentIdx;
-        uint256 t = _ghost[id].tokenIdx;
         uint256 amount = _buyAmount(a, amountSeed);
         ITradeRouter.AddToPosition memory p = ITradeRouter.AddToPosition({
             agentId: _agentIds[a],
@@ -295,25 +302,17 @@ contract TradeRouterHandler is TestBase {
             deadline: block.timestamp + 5 minutes,
             nonce: router.nextNonce(_agentIds[a])
         });
-        bytes memory sig = _sign(a, IntentSigner.structHash(p));
         bool allowed = isOpen && _buyAllowed(a, amount);
-        Balances memory before = _balances(t);
+        Balances memory before = _balances(_ghost[id].tokenIdx);
 
         vm.recordLogs();
-        try router.addToPosition(p, sig) {
+        (bool ok, bytes memory reason) = _sendAdd(a, p, abi.encode(positionSeed, amountSeed));
+        if (ok) {
             _intentSucceeded(a, Action.Add);
             if (!isOpen) _violate("add: a closed position was increased");
             else if (!allowed) _violate("add: accepted beyond the track limits or headroom");
-            (uint256 tokensIn, uint256 usdcPaid) = _bought(t, before);
-            if (usdcPaid != amount) _violate("add: the vault paid other than usdcAmount");
-            if (tokensIn == 0) _violate("add: no tokens received");
-            GhostPosition storage g = _ghost[id];
-            g.bought += tokensIn;
-            g.usdcIn += amount;
-            _recordBuy(a, amount);
-            g.boughtByEvents += _tokensFromLogs(id);
-            ghost_openSize[t] += tokensIn;
-        } catch (bytes memory reason) {
+            _recordAdd(id, a, _ghost[id].tokenIdx, amount, before);
+        } else {
             rejectionsBy[bytes4(reason)]++;
             vm.getRecordedLogs();
             rejections[uint256(Action.Add)]++;
@@ -338,15 +337,17 @@ contract TradeRouterHandler is TestBase {
             return;
         }
         uint256 a = _ghost[id].agentIdx;
-        uint256 t = _ghost[id].tokenIdx;
         ITradeRouter.PositionView memory pos = router.position(id);
         uint256 size = pos.size;
         // Mostly a share of the size (0.01%..120%); one time in eight any amount up to 120%, dust included.
         uint256 amount = amountSeed % 8 == 7
             ? bound(amountSeed >> 3, 1, size + size / 5 + 1)
             : size * bound(amountSeed >> 3, 1, 12_000) / BPS + 1;
-        (uint256 price,,) = oracle.latestPrice(_tokens[t]);
-        bool mustSucceed = (amount < size ? amount : size) * price / SCALE >= MIN_CERTAIN_SALE;
+        bool mustSucceed;
+        {
+            (uint256 price,,) = oracle.latestPrice(_tokens[_ghost[id].tokenIdx]);
+            mustSucceed = (amount < size ? amount : size) * price / SCALE >= MIN_CERTAIN_SALE;
+        }
         ITradeRouter.ReducePosition memory p = ITradeRouter.ReducePosition({
             agentId: _agentIds[a],
             positionId: id,
@@ -356,13 +357,13 @@ contract TradeRouterHandler is TestBase {
             deadline: block.timestamp + 5 minutes,
             nonce: router.nextNonce(_agentIds[a])
         });
-        bytes memory sig = _sign(a, IntentSigner.structHash(p));
-        Balances memory before = _balances(t);
+        Balances memory before = _balances(_ghost[id].tokenIdx);
 
         vm.recordLogs();
-        try router.reducePosition(p, sig) {
+        (bool ok, bytes memory reason) = _sendReduce(a, p, abi.encode(amountSeed, id));
+        if (ok) {
             _recordReduce(id, amount, pos, before);
-        } catch (bytes memory reason) {
+        } else {
             rejectionsBy[bytes4(reason)]++;
             vm.getRecordedLogs();
             rejections[uint256(Action.Reduce)]++;
@@ -374,6 +375,66 @@ contract TradeRouterHandler is TestBase {
                 _violate("reduce: a dust sale rejected with other than SlippageExceeded");
             }
         }
+    }
+
+    function _recordAdd(uint256 id, uint256 a, uint256 t, uint256 amount, Balances memory before) internal {
+        (uint256 tokensIn, uint256 usdcPaid) = _bought(t, before);
+        if (usdcPaid != amount) _violate("add: the vault paid other than usdcAmount");
+        if (tokensIn == 0) _violate("add: no tokens received");
+        GhostPosition storage g = _ghost[id];
+        g.bought += tokensIn;
+        g.usdcIn += amount;
+        _recordBuy(a, amount);
+        g.boughtByEvents += _tokensFromLogs(id);
+        ghost_openSize[t] += tokensIn;
+    }
+
+    function _sendOpen(
+        uint256 a,
+        ITradeRouter.OpenPosition memory p,
+        ITradeRouter.ExitRule[] memory exits,
+        bytes memory seeds
+    ) internal returns (bool, bytes memory) {
+        bytes memory sig = _sign(a, IntentSigner.structHash(p));
+        return _sendIntent(
+            _viaBatch(Action.Open, seeds),
+            BatchItems.open(p, exits, sig),
+            abi.encodeCall(ITradeRouter.openPosition, (p, exits, sig))
+        );
+    }
+
+    function _sendLadder(
+        uint256 a,
+        ITradeRouter.UpdateExitLadder memory p,
+        ITradeRouter.ExitRule[] memory exits,
+        bytes memory seeds
+    ) internal returns (bool, bytes memory) {
+        bytes memory sig = _sign(a, IntentSigner.structHash(p));
+        return _sendIntent(
+            _viaBatch(Action.UpdateLadder, seeds),
+            BatchItems.ladder(p, exits, sig),
+            abi.encodeCall(ITradeRouter.updateExitLadder, (p, exits, sig))
+        );
+    }
+
+    function _sendAdd(uint256 a, ITradeRouter.AddToPosition memory p, bytes memory seeds)
+        internal
+        returns (bool, bytes memory)
+    {
+        bytes memory sig = _sign(a, IntentSigner.structHash(p));
+        return _sendIntent(
+            _viaBatch(Action.Add, seeds), BatchItems.add(p, sig), abi.encodeCall(ITradeRouter.addToPosition, (p, sig))
+        );
+    }
+
+    function _sendReduce(uint256 a, ITradeRouter.ReducePosition memory p, bytes memory seeds)
+        internal
+        returns (bool, bytes memory)
+    {
+        bytes memory sig = _sign(a, IntentSigner.structHash(p));
+        return _sendIntent(
+            _viaBatch(Action.Reduce, seeds), BatchItems.reduce(p, sig), abi.encodeCall(ITradeRouter.reducePosition, (p, sig))
+        );
     }
 
     /// @dev Checks a successful reduce of `amount` from `pos` (SPEC §1.4: at or above the size closes)
@@ -410,14 +471,16 @@ contract TradeRouterHandler is TestBase {
             deadline: block.timestamp + 5 minutes,
             nonce: router.nextNonce(_agentIds[a])
         });
-        bytes memory sig = _sign(a, IntentSigner.structHash(p));
 
-        try router.updateExitLadder(p, exits, sig) {
+        vm.recordLogs();
+        (bool ok, bytes memory reason) = _sendLadder(a, p, exits, abi.encode(positionSeed, ladderSeed));
+        vm.getRecordedLogs();
+        if (ok) {
             _intentSucceeded(a, Action.UpdateLadder);
             if (!isOpen) _violate("updateLadder: a closed position's ladder was replaced");
             _setLadder(id, exits);
             _ghost[id].firedMask = 0;
-        } catch (bytes memory reason) {
+        } else {
             rejectionsBy[bytes4(reason)]++;
             rejections[uint256(Action.UpdateLadder)]++;
             if (isOpen) {
@@ -446,7 +509,6 @@ contract TradeRouterHandler is TestBase {
             _exitClosed(positionSeed, caller);
             return;
         }
-        GhostPosition storage g = _ghost[id];
         ITradeRouter.ExitRule[] memory exits = _ladders[id];
 
         if (modeSeed % 8 == 6) {
@@ -454,17 +516,22 @@ contract TradeRouterHandler is TestBase {
             return;
         }
 
-        uint256 t = g.tokenIdx;
+        _exitOpen(id, exits, caller, abi.encode(positionSeed, callerSeed, modeSeed));
+    }
+
+    /// @dev `executeExit` of open position `id` with its current ladder, checked against the ladder model.
+    function _exitOpen(uint256 id, ITradeRouter.ExitRule[] memory exits, address caller, bytes memory seeds) internal {
         ITradeRouter.PositionView memory pos = router.position(id);
-        (uint256 price,,) = oracle.latestPrice(_tokens[t]);
-        ExitModel memory m = _modelExit(exits, g.firedMask, pos.size, pos.costBasis, price);
-        Balances memory before = _balances(t);
+        (uint256 price,,) = oracle.latestPrice(_tokens[_ghost[id].tokenIdx]);
+        ExitModel memory m = _modelExit(exits, _ghost[id].firedMask, pos.size, pos.costBasis, price);
+        Balances memory before = _balances(_ghost[id].tokenIdx);
 
         vm.recordLogs();
-        vm.prank(caller);
-        try router.executeExit(id, exits) returns (uint256 fired) {
-            _recordExit(id, fired, m, pos, before);
-        } catch (bytes memory reason) {
+        (bool ok, bytes memory reason) = _sendExit(_viaBatch(Action.ExecuteExit, seeds), caller, id, exits);
+        if (ok) {
+            // A batch returns nothing for an item: the fills in the logs are checked against the model instead.
+            _recordExit(id, reason.length == 0 ? m.fired : abi.decode(reason, (uint256)), m, pos, before);
+        } else {
             rejectionsBy[bytes4(reason)]++;
             vm.getRecordedLogs();
             rejections[uint256(Action.ExecuteExit)]++;
@@ -625,6 +692,73 @@ contract TradeRouterHandler is TestBase {
     }
 
     // ================================================================== internals
+
+    // ------------------------------------------------------------------ single call or one-item batch
+
+    function _viaBatch(Action action, bytes memory seeds) internal returns (bool viaBatch) {
+        viaBatch = uint256(keccak256(abi.encode(seeds, "batch"))) % 2 == 1;
+        if (viaBatch) batched[uint256(action)]++;
+    }
+
+    /// @return ok whether the intent went through
+    /// @return ret the single call's return data, or the revert data (the item's result in a batch)
+    function _sendIntent(bool viaBatch, ITradeRouter.IntentCall memory item, bytes memory singleCall)
+        internal
+        returns (bool ok, bytes memory ret)
+    {
+        if (!viaBatch) return address(router).call(singleCall);
+        try router.executeIntents(BatchItems.one(item)) returns (bytes[] memory results) {
+            if (results.length != 1) _violate("batch: not one result per item");
+            ok = results[0].length == 0;
+            ret = results[0];
+        } catch (bytes memory reason) {
+            _violate("batch: executeIntents reverted as a whole");
+            return (false, reason);
+        }
+        if (!ok) _requireFailureLog(ITradeRouter.IntentFailed.selector, ret);
+    }
+
+    /// @return ok whether rules fired
+    /// @return ret the return data (the fired count), or the revert data (the item's result in a batch)
+    function _sendExit(bool viaBatch, address caller, uint256 id, ITradeRouter.ExitRule[] memory exits)
+        internal
+        returns (bool ok, bytes memory ret)
+    {
+        vm.prank(caller);
+        if (!viaBatch) return address(router).call(abi.encodeCall(ITradeRouter.executeExit, (id, exits)));
+        ITradeRouter.ExitCall[] memory items = new ITradeRouter.ExitCall[](1);
+        items[0] = BatchItems.exit(id, exits);
+        try router.executeExits(items) returns (bytes[] memory results) {
+            if (results.length != 1) _violate("batch: not one result per item");
+            ok = results[0].length == 0;
+            ret = results[0];
+        } catch (bytes memory reason) {
+            _violate("batch: executeExits reverted as a whole");
+            return (false, reason);
+        }
+        if (!ok) _requireFailureLog(ITradeRouter.ExitSkipped.selector, ret);
+    }
+
+    /// @dev A failed batch item must leave its `IntentFailed` / `ExitSkipped` with the same reason as
+    ///      `results`. Reads (and so drains) the logs recorded since the last `vm.recordLogs()`.
+    function _requireFailureLog(bytes32 topic, bytes memory reason) internal {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i = logs.length; i > 0; --i) {
+            Vm.Log memory l = logs[i - 1];
+            if (l.emitter != address(router) || l.topics.length == 0 || l.topics[0] != topic) continue;
+            if (keccak256(_loggedReason(topic, l.data)) != keccak256(reason)) {
+                _violate("batch: failure event's reason differs from results");
+            }
+            return;
+        }
+        _violate("batch: a failed item without its IntentFailed / ExitSkipped");
+    }
+
+    function _loggedReason(bytes32 topic, bytes memory data) internal pure returns (bytes memory) {
+        if (topic == ITradeRouter.ExitSkipped.selector) return abi.decode(data, (bytes));
+        (,, bytes memory reason) = abi.decode(data, (uint256, bytes32, bytes));
+        return reason;
+    }
 
     function _violate(string memory what) internal {
         _violations.push(what);
@@ -841,10 +975,13 @@ contract TradeRouterHandler is TestBase {
         exits[0].exitBps = exits[0].exitBps == 1 ? 2 : exits[0].exitBps - 1;
         bytes memory expected =
             abi.encodeWithSelector(ITradeRouter.LadderMismatch.selector, id, current, IntentSigner.exitsHash(exits));
-        vm.prank(caller);
-        try router.executeExit(id, exits) {
+        vm.recordLogs();
+        (bool ok, bytes memory reason) =
+            _sendExit(_viaBatch(Action.ExecuteExit, abi.encode(id, caller)), caller, id, exits);
+        vm.getRecordedLogs();
+        if (ok) {
             _violate("executeExit: accepted a ladder other than the current one");
-        } catch (bytes memory reason) {
+        } else {
             rejectionsBy[bytes4(reason)]++;
             rejections[uint256(Action.ExecuteExit)]++;
             if (keccak256(reason) != keccak256(expected)) {
@@ -862,10 +999,13 @@ contract TradeRouterHandler is TestBase {
             return;
         }
         ITradeRouter.ExitRule[] memory exits = _ladders[id];
-        vm.prank(caller);
-        try router.executeExit(id, exits) {
+        vm.recordLogs();
+        (bool ok, bytes memory reason) =
+            _sendExit(_viaBatch(Action.ExecuteExit, abi.encode(seed, caller)), caller, id, exits);
+        vm.getRecordedLogs();
+        if (ok) {
             _violate("executeExit: a closed position was exited again");
-        } catch (bytes memory reason) {
+        } else {
             rejectionsBy[bytes4(reason)]++;
             rejections[uint256(Action.ExecuteExit)]++;
             if (keccak256(reason) != keccak256(abi.encodeWithSelector(ITradeRouter.PositionNotOpen.selector, id))) {
