@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 
 from relayer.amounts import format_amount
 from relayer.chain.admin import USDC_DECIMALS
@@ -16,11 +15,9 @@ from relayer.cli import inputs
 from relayer.cli.output import JsonOption, Output, fields
 from relayer.cli.session import Deployment, Session
 from relayer.cli.views import track_json
-from relayer.config import Settings
-from relayer.intents import strikes
-from relayer.store.db import make_engine, make_session_factory
-from relayer.store.migrate import upgrade
-from relayer.store.models import utcnow
+
+if TYPE_CHECKING:
+    from relayer.config import Settings
 
 agent_app = typer.Typer(
     help="Agents: register them and change their track, allocation and status.", no_args_is_help=True
@@ -101,6 +98,12 @@ def _status_fields(doc: dict[str, Any]) -> list[tuple[str, Any]]:
 def relayer_status(settings: Settings, agent_id: int) -> dict[str, Any] | None:
     """Whether the relayer throttles or suspends the agent (its database's strikes); None when in good
     standing or when there is no relayer database yet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from relayer.intents import strikes
+    from relayer.store.db import make_engine, make_session_factory
+    from relayer.store.models import utcnow
+
     url = settings.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None
@@ -210,6 +213,10 @@ def show(agent_id: AgentId, as_json: JsonOption = False) -> None:
 @agent_app.command("clear-strikes")
 def clear_strikes(agent_id: AgentId, as_json: JsonOption = False) -> None:
     """Forget the agent's front-running strikes: lifts the relayer's throttling or suspension."""
+    from relayer.intents import strikes
+    from relayer.store.db import make_engine, make_session_factory
+    from relayer.store.migrate import upgrade
+
     out = Output(as_json)
     settings = Session.load().settings
     engine = make_engine(settings.database_url)
