@@ -34,7 +34,7 @@ from typing import Any
 
 from bench import load
 from bench.onchain import POSITION_OPENED, LogWatcher
-from bench.profile import Profile, record
+from bench.profile import Profile, finish_recording, start_recording
 from bench.report import percentile
 from bench.serve import ServerProcess
 from bench.stack import Chain, fresh_chain
@@ -53,11 +53,6 @@ BURST_LADDER = (
 
 Progress = Callable[[str], None]
 Answers = tuple[list[dict[str, Any]], float]  # every client answer, the clients' CPU seconds
-Around = Callable[[int, Callable[[], Answers]], Answers]
-
-
-def _plain(_pid: int, run: Callable[[], Answers]) -> Answers:
-    return run()
 
 
 # ====================================================================== pure parts
@@ -118,6 +113,7 @@ def run_clients(
     concurrency: int,
     prefer_wait: float | None,
     start_in_s: float = 0.3,
+    on_start: Callable[[], None] = lambda: None,
 ) -> Answers:
     """One client process per group, `concurrency` split over them; once every one has its
     connections open and says READY, all are released at one wall time. Returns every answer and the
@@ -154,6 +150,7 @@ def run_clients(
             if line.strip() != "READY":
                 _, err = p.communicate(timeout=60)
                 raise RuntimeError(f"a burst client did not start: {line!r}\n{err[-3000:]}")
+        on_start()  # every client is ready: what the caller measures starts here
         start_at = f"{time.time() + start_in_s}\n"
         for p in procs:
             assert p.stdin is not None
@@ -213,7 +210,12 @@ def burst_jobs(chain: Chain) -> list[dict[str, Any]]:
     ]
 
 
-def run_burst(config: BurstConfig, progress: Progress, around: Around = _plain) -> BurstResult:
+Spy = Callable[[int], Callable[[], None]]  # started with the relayer's pid at the clients' release
+
+
+def run_burst(config: BurstConfig, progress: Progress, spy: Spy | None = None) -> BurstResult:
+    """`spy(pid)` (the profiler) starts when the clients are released; what it returns is called
+    once they are done."""
     began = time.perf_counter()
     with (
         fresh_chain(config.agents, config.block_time_s) as chain,
@@ -227,11 +229,23 @@ def run_burst(config: BurstConfig, progress: Progress, around: Around = _plain) 
             watcher = LogWatcher(chain.w3, chain.router, POSITION_OPENED, 2, chain.w3.eth.block_number + 1)
             watcher.start()
             anvil_pid = chain.anvil.process.pid if chain.anvil.process else None
-            cpu0 = (load.process_cpu_s(server.pid), load.process_cpu_s(anvil_pid) if anvil_pid else 0.0)
+            cpu0 = [0.0, 0.0]
+            finish: list[Callable[[], None]] = []
+
+            def on_start() -> None:  # CPU counted from the release of the clients, not their start-up
+                cpu0[:] = [
+                    load.process_cpu_s(server.pid),
+                    load.process_cpu_s(anvil_pid) if anvil_pid else 0.0,
+                ]
+                if spy is not None:
+                    finish.append(spy(server.pid))
+
             groups = split(jobs, config.processes)
-            answers, client_cpu = around(
-                server.pid, lambda: run_clients(server.url, groups, config.concurrency, config.prefer_wait)
+            answers, client_cpu = run_clients(
+                server.url, groups, config.concurrency, config.prefer_wait, on_start=on_start
             )
+            for done in finish:
+                done()
             summary = summarise(answers)
             progress(
                 f"  {summary.ok}/{summary.sent} answered 2xx in {summary.seconds:.1f} s "
@@ -269,23 +283,23 @@ def run_burst(config: BurstConfig, progress: Progress, around: Around = _plain) 
 
 
 def profile_burst(config: BurstConfig, out: Path, seconds: float, progress: Progress) -> Profile:
-    """The same burst again with py-spy on the relayer's process (the thread holding the GIL)."""
+    """The same burst again with py-spy on the relayer's process (the thread holding the GIL), from
+    the clients' release on."""
     holder: dict[str, Profile] = {}
+    title = (
+        f"burst ({config.agents} agents, {config.concurrency} concurrent): the relayer process, the "
+        "thread holding the GIL"
+    )
 
-    def around(pid: int, run: Callable[[], Answers]) -> Answers:
-        p, result = record(
-            pid,
-            seconds,
-            out,
-            run,
-            gil=True,
-            title=f"burst ({config.agents} agents, {config.concurrency} concurrent): the relayer "
-            "process, the thread holding the GIL",
-        )
-        holder["p"] = p
-        return result
+    def spy(pid: int) -> Callable[[], None]:
+        recording = start_recording(pid, seconds, out, gil=True)
 
-    run_burst(config, progress, around)
+        def done() -> None:
+            holder["p"] = finish_recording(recording, out, title, seconds)
+
+        return done
+
+    run_burst(config, progress, spy)
     return holder["p"]
 
 

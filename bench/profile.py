@@ -7,6 +7,7 @@ Python, that is exactly what limits its throughput."""
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -118,10 +119,10 @@ def plumbing(name: str) -> bool:
     return func.startswith(("Thread._bootstrap", "Thread.run", "<module>"))
 
 
-def record(
-    pid: int, seconds: float, out: Path, workload: Callable[[], T], *, gil: bool, title: str, rate: int = 200
-) -> tuple[Profile, T]:
-    """Samples `pid` for `seconds` while `workload()` runs in this process; returns both results."""
+def start_recording(
+    pid: int, seconds: float, out: Path, *, gil: bool, rate: int = 200
+) -> subprocess.Popen[str]:
+    """py-spy sampling `pid` for `seconds` (whole seconds: py-spy takes no fraction) into `out`."""
     tool = py_spy()
     if tool is None:
         raise RuntimeError("py-spy is not installed (pip install -e '.[dev]')")
@@ -131,7 +132,7 @@ def record(
         "-p",
         str(pid),
         "-d",
-        f"{seconds:g}",
+        str(max(1, math.ceil(seconds))),
         "-r",
         str(rate),
         "-f",
@@ -143,13 +144,33 @@ def record(
     ]
     if gil:
         args.append("--gil")
-    spy = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def finish_recording(spy: subprocess.Popen[str], out: Path, title: str, seconds: float) -> Profile:
     try:
-        result = workload()
-    finally:
-        _, err = spy.communicate(timeout=seconds + 60)
+        # py-spy can lag far behind its duration on an overloaded machine.
+        _, err = spy.communicate(timeout=2 * seconds + 120)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.communicate()
+        raise RuntimeError(f"py-spy did not finish its {seconds:g} s recording in time") from None
     if spy.returncode != 0 or not out.exists():
         raise RuntimeError(f"py-spy failed: {err[-1000:]}")
     profile = summarise(out.read_text(), title, skip=plumbing)
     profile.raw_path = out
-    return profile, result
+    return profile
+
+
+def record(
+    pid: int, seconds: float, out: Path, workload: Callable[[], T], *, gil: bool, title: str, rate: int = 200
+) -> tuple[Profile, T]:
+    """Samples `pid` for `seconds` while `workload()` runs in this process; returns both results."""
+    spy = start_recording(pid, seconds, out, gil=gil, rate=rate)
+    try:
+        result = workload()
+    except BaseException:
+        spy.kill()
+        spy.wait()
+        raise
+    return finish_recording(spy, out, title, seconds), result

@@ -6,6 +6,7 @@ them only when it talks to a local development chain (chain id 31337).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 ANVIL_KEYS: Final[tuple[str, ...]] = (
@@ -27,3 +28,30 @@ LOCAL_CHAIN_ID: Final = 31337
 OPERATOR_KEY: Final = ANVIL_KEYS[0]
 RELAYER_KEYS: Final = ANVIL_KEYS[1:3]
 DEMO_AGENT_KEYS: Final = ANVIL_KEYS[5:8]
+
+_PUBLIC: Final = frozenset(k.lower() for k in ANVIL_KEYS)
+
+
+def is_dev_key(key: str) -> bool:
+    """One of Anvil's public keys (with or without 0x, any case)."""
+    text = key.strip().lower()
+    return ("0x" + text.removeprefix("0x")) in _PUBLIC
+
+
+def unsafe_keys(chain_id: int, dev_chain_id: int, keys: Mapping[str, Sequence[str]]) -> str | None:
+    """Why signing on `chain_id` with `keys` (variable → its keys) must be refused, or None.
+
+    Off the development chain, a key that is one of Anvil's public keys (which is what an unset key
+    defaults to) would make the contracts' admin or the relayer's gas wallets keys the whole world
+    holds."""
+    if chain_id == dev_chain_id:
+        return None
+    public = [name for name, values in keys.items() if any(is_dev_key(k) for k in values)]
+    if not public:
+        return None
+    names = ", ".join(public)
+    return (
+        f"refusing to sign on chain {chain_id} with Anvil's public development keys ({names} unset or "
+        f"set to a development key): set {names} (or its _FILE / keystore form) to your own keys; "
+        f"development keys sign only on chain {dev_chain_id}"
+    )

@@ -7,7 +7,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from relayer.devkeys import is_dev_key
 
 
 class _Model(BaseModel):
@@ -35,8 +37,14 @@ class DemoAgent(_Model):
 
 
 class Demo(_Model):
-    operator_key: str = Field(alias="operatorKey")
+    # Only ever one of Anvil's public keys: a custom operator key is never written to the manifest.
+    operator_key: str | None = Field(default=None, alias="operatorKey")
     agents: list[DemoAgent] = Field(default_factory=list)
+
+    @field_validator("operator_key")
+    @classmethod
+    def _only_a_dev_key(cls, value: str | None) -> str | None:
+        return value if value is not None and is_dev_key(value) else None
 
 
 class Manifest(_Model):

@@ -4,7 +4,6 @@ in-memory state and one indexed query; no RPC call."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,12 +17,14 @@ from relayer.errors import RelayerError, invalid_request
 from relayer.intents import checks
 from relayer.intents.build import USDC_DECIMALS, Built, agent_of, amount, exits_of, position_of, token_of
 from relayer.intents.pipeline import IntentService
+from relayer.numbers import NumberError, loads_strict, parse_uint
 from relayer.state import AgentInfo, PositionInfo, TokenInfo
 
 DEFAULT_SLIPPAGE_BPS = 100
 DEFAULT_DEADLINE_S = 300
 PRICE_DECIMALS = 8
 BPS = 10_000
+MAX_BOOKED_USDC = 2**64 - 1  # base units: the router's uint64 turnover and deployed figures
 
 
 def default_ladder(track: Track) -> tuple[eip712.ExitRule, ...]:
@@ -39,9 +40,10 @@ def _int_param(params: Mapping[str, str], name: str, default: int, high: int) ->
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or int(raw) > high:
-        raise invalid_request(f"{name} must be an integer from 0 to {high}", field=name)
-    return int(raw)
+    try:
+        return parse_uint(raw, high=high)
+    except NumberError:
+        raise invalid_request(f"{name} must be an integer from 0 to {high}", field=name) from None
 
 
 def _exits_param(
@@ -52,9 +54,9 @@ def _exits_param(
         defaulted.append("exits")
         return default_ladder(track)
     try:
-        decoded = json.loads(raw)
-    except json.JSONDecodeError:
-        raise invalid_request("exits must be a URL-encoded JSON array", field="exits") from None
+        decoded = loads_strict(raw)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError's kin
+        raise invalid_request(f"exits must be a URL-encoded JSON array ({exc})", field="exits") from None
     return exits_of(decoded)
 
 
@@ -99,7 +101,7 @@ def _resolve_position(service: IntentService, agent: AgentInfo, params: Mapping[
 
 
 def quote(
-    service: IntentService, agent_id: str, primary_type: str, params: Mapping[str, str]
+    service: IntentService, agent_id: int | str, primary_type: str, params: Mapping[str, str]
 ) -> dict[str, Any]:
     now = service.chain_now()
     with service.sessions() as session, service.state.read():
@@ -125,6 +127,15 @@ def quote(
         if primary_type in ("OpenPosition", "AddToPosition"):
             if "usdcAmount" in params:
                 usdc = amount(params["usdcAmount"], USDC_DECIMALS, "usdcAmount")
+                if usdc > MAX_BOOKED_USDC:
+                    # The router books USDC in uint64 (AmountTooLarge past it): no such buy can pass,
+                    # and its expected fill would not even fit the signed struct.
+                    raise invalid_request(
+                        f"usdcAmount is above the {format_amount(MAX_BOOKED_USDC, USDC_DECIMALS)} USDC "
+                        "the router can book",
+                        field="usdcAmount",
+                        reason="too_large",
+                    )
             else:
                 missing.append("usdcAmount")
             expected = exit_math.venue_buy_out(usdc, price.price, spread, token.decimals) if price else 0

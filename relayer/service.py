@@ -23,6 +23,7 @@ from relayer.chain.events import EventDecoder
 from relayer.chain.router import RouterClient
 from relayer.chain.sender import SenderPolicy, TxSender
 from relayer.config import Settings
+from relayer.domain import calendar
 from relayer.indexer import Indexer
 from relayer.intents.claims import PositionClaims
 from relayer.intents.pipeline import BatchPolicy, IntentService
@@ -31,6 +32,9 @@ from relayer.keeper.keeper import Keeper
 from relayer.keeper.leader import make_leader
 from relayer.manifest import Manifest
 from relayer.metrics import Metrics
+from relayer.operators.delivery import WebhookDelivery
+from relayer.operators.keys import KeyChecker
+from relayer.operators.outbox import Subscriptions
 from relayer.ratelimit import RateLimiter
 from relayer.state import ChainState
 from relayer.store.db import make_engine, make_session_factory
@@ -57,12 +61,17 @@ class Services:
     metrics: Metrics
     domain: eip712.Domain
     limiter: RateLimiter
+    subscriptions: Subscriptions
+    webhooks: WebhookDelivery
+    keys: KeyChecker
+    strangers: RateLimiter
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     keeper_jobs: KeeperJobs | None = None
 
     def start(self) -> None:
         """Catches up with the chain, reconciles transactions, then starts the workers."""
+        calendar.warm(self.settings.market_calendar)  # nextOpen on /prices, loaded in the background
         self.indexer.bootstrap()
         if self.settings.keeper:
             self.keeper.load()
@@ -73,6 +82,7 @@ class Services:
         self._spawn("indexer", lambda: self.indexer.run(self.stop, interval_s=0.05))
         self._spawn("sender", lambda: self.sender.run(self.stop, interval_s=0.05))
         self._spawn("dispatcher", lambda: self.intents.run(self.stop, interval_s=0.05))
+        self._spawn("webhooks", lambda: self.webhooks.run(self.stop))
         if self.keeper_jobs is not None:
             self.keeper_jobs.start()
 
@@ -91,6 +101,7 @@ class Services:
     def close(self) -> None:
         self.stop.set()
         self.intents.notify()
+        self.webhooks.notify()
         if self.keeper_jobs is not None:
             self.keeper_jobs.shutdown()
         for thread in self.threads:
@@ -106,6 +117,10 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         settings.home.mkdir(parents=True, exist_ok=True)
     upgrade(engine)
     sessions = make_session_factory(engine)
+    # Stream events written through these sessions also fill the webhook outbox (SPEC §5.5).
+    subscriptions = Subscriptions(sessions)
+    subscriptions.attach()
+    subscriptions.reload()
     state = ChainState()
     decoder = EventDecoder(artifacts.abi(name) for name in EVENT_SOURCES)
     c = manifest.contracts
@@ -172,4 +187,8 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         metrics=metrics,
         domain=domain,
         limiter=RateLimiter(settings.submit_rate_per_s, settings.submit_burst),
+        subscriptions=subscriptions,
+        webhooks=WebhookDelivery(sessions, subscriptions),
+        keys=KeyChecker(),
+        strangers=RateLimiter(settings.unauthenticated_rate_per_s, settings.unauthenticated_burst),
     )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relayer.api import errors
-from relayer.api.routes import agents, events, health, intents, markets, positions
+from relayer.api.routes import agents, events, health, intents, markets, positions, webhooks
+from relayer.ratelimit import StrangerLimit
 from relayer.service import Services
 
 MAX_BODY_BYTES = 64 * 1024
@@ -19,15 +23,49 @@ def create_app(services: Services) -> FastAPI:
         title="AlphaGrid relayer",
         version="1",
         description="Quote, verify and relay EIP-712 trading intents to the AlphaGrid TradeRouter.",
+        generate_unique_id_function=operation_id,
     )
     app.state.services = services
     errors.install(app)
-    for module in (health, markets, agents, positions, intents, events):
+    for module in (health, markets, agents, positions, intents, events, webhooks):
         app.include_router(module.router)
 
+    app.add_middleware(StrangerLimit, services=services)
     app.add_middleware(RouteMetrics, services=services)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = contract(
+                get_openapi(
+                    title=app.title, version=app.version, description=app.description, routes=app.routes
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """The endpoint's name (`quote_open`, `submit_open`, `get_intent`): what a generated client calls
+    the operation. FastAPI warns about a duplicate, which the tests turn into a failure."""
+    return route.name
+
+
+def contract(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document as the API behaves (SPEC §5.3): a malformed request is answered 400 with the error
+    schema (relayer.api.errors), never FastAPI's 422 `HTTPValidationError`, which is removed."""
+    for item in doc.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses", {})
+            schema = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if schema.get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
+    schemas = doc.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    return doc
 
 
 class RouteMetrics:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,8 +13,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from relayer.errors import RelayerError
+from relayer.intents.checks import RETRY_AFTER_S
 
 log = logging.getLogger("alphagrid.api")
+
+# Parts of a validation error's location that are not the client's field names: where the parameter
+# was (body, query, path, header) and the tag of verify's body union.
+_NOT_FIELDS = frozenset(
+    {"body", "query", "path", "header", "OpenPosition", "AddToPosition", "ReducePosition", "UpdateExitLadder"}
+)
 
 
 def error_response(
@@ -22,13 +30,32 @@ def error_response(
     return JSONResponse({"code": code, "message": message, "details": details or {}}, status_code=status)
 
 
+def with_suggestion(code: str, details: dict[str, Any]) -> dict[str, Any]:
+    """`details.suggestion` (SPEC §5.2) for the errors whose fix is in their own details, wherever they
+    were raised (checks, the pipeline, a decoded revert); the checks add the ones that need the
+    agent's book or track (usdcAmount, exits, deadline, notBefore)."""
+    if "suggestion" in details:
+        return details
+    suggestion: dict[str, Any] | None = None
+    if code == "nonce_mismatch" and isinstance(details.get("expected"), int):
+        suggestion = {"nonce": details["expected"]}
+    elif code == "rate_limited" and isinstance(details.get("retryAfterS"), (int, float)):
+        suggestion = {"retryAfterS": details["retryAfterS"]}
+    elif code in ("chain_unavailable", "oracle_stale"):
+        suggestion = {"retryAfterS": RETRY_AFTER_S}
+    return details if suggestion is None else {**details, "suggestion": suggestion}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RelayerError)
     async def _relayer_error(_request: Request, exc: RelayerError) -> JSONResponse:
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
-        retry_after = exc.details.get("retryAfterS")
-        if exc.code == "rate_limited" and isinstance(retry_after, (int, float)):
+        details = with_suggestion(exc.code, exc.details)
+        response = error_response(exc.status, exc.code, exc.message, details)
+        retry_after = details.get("suggestion", {}).get("retryAfterS")
+        if isinstance(retry_after, (int, float)):
             response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        if exc.code == "unauthorized":  # RFC 6750: a 401 names the scheme the endpoint takes
+            response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -39,7 +66,11 @@ def install(app: FastAPI) -> None:
             error = ctx.get("error", "") if isinstance(ctx, dict) else ""
             message = f"body: malformed JSON ({error})"
             return error_response(400, "invalid_request", message, {"field": "body"})
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        loc = tuple(first.get("loc", ()))
+        parts = [str(p) for p in loc if p not in _NOT_FIELDS]
+        if loc and loc[0] in ("query", "path", "header"):
+            parts = parts[:1]  # the parameter; the rest names a member of its type (`constrained-int`)
+        where = ".".join(parts) or "body"
         return error_response(400, "invalid_request", f"{where}: {first.get('msg')}", {"field": where})
 
     @app.exception_handler(StarletteHTTPException)

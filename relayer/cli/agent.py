@@ -204,7 +204,7 @@ def show(agent_id: AgentId, as_json: JsonOption = False) -> None:
     """An agent's registration and today's counters, read from the chain."""
     out = Output(as_json)
     session = Session.load()
-    dep = session.deployment()
+    dep = session.deployment(signs="nothing")
     doc = agent_json(dep, agent_id)
     doc["relayerStatus"] = relayer_status(session.settings, agent_id)
     out.emit(doc, _render(f"Agent {agent_id}", doc))

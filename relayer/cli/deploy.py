@@ -19,7 +19,7 @@ from relayer.chain.seed import deploy_market, manifest_for
 from relayer.cli import inputs
 from relayer.cli.errors import CliError
 from relayer.cli.output import JsonOption, Output, fields, table
-from relayer.cli.session import Session, connect, core_of, make_admin
+from relayer.cli.session import Session, connect, core_of, make_admin, require_safe_keys
 from relayer.cli.views import contracts_table, prices_table, read_prices, read_tracks, tracks_table
 from relayer.manifest import Manifest
 
@@ -83,6 +83,7 @@ def deploy(
     url = session.explicit_rpc_url() or settings.rpc_url
     w3 = connect(url)
     chain_id = w3.eth.chain_id
+    require_safe_keys(settings, chain_id, "operator")
     if not force:
         _refuse_overwrite(session, w3, chain_id)
     admin = make_admin(w3, session.operator_key())

@@ -75,8 +75,13 @@ def one_line(text: str) -> str:
 def _settings_message(exc: pydantic.ValidationError) -> str:
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first.get("loc", ()))
-    name = f"ALPHAGRID_{loc.upper()}" if loc else "settings"
-    return f"invalid configuration: {name}: {first.get('msg', 'invalid')}"
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    # A whole-settings check (keys, unknown variables) names its variable in the message itself.
+    return (
+        f"invalid configuration: ALPHAGRID_{loc.upper()}: {message}"
+        if loc
+        else f"invalid configuration: {message}"
+    )
 
 
 def _cls(module: str, name: str) -> Any:

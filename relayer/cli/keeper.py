@@ -16,7 +16,7 @@ from relayer.service import build_services
 def keeper(json_out: JsonOption = False) -> None:
     """Run the exit-ladder keeper against $ALPHAGRID_HOME/deployment.json until Ctrl-C/SIGTERM."""
     session = Session.load()
-    deployment = session.deployment()
+    deployment = session.deployment(signs="relayer")
     settings = session.settings.model_copy(update={"rpc_url": deployment.rpc_url, "keeper": True})
     services = build_services(settings, deployment.manifest)
     stop = threading.Event()

@@ -221,7 +221,7 @@ def positions(
 ) -> None:
     """An agent's positions: size, cost basis, entry and current price, PnL and the exit ladder."""
     out = Output(as_json)
-    dep = Session.load().deployment()
+    dep = Session.load().deployment(signs="nothing")
     rows = read_positions(dep, agent_id, status)
     doc = {"agentId": agent_id, "status": status.value, "positions": rows}
 

@@ -21,7 +21,7 @@ def serve(
 ) -> None:
     """Relayer API + keeper for the chain in $ALPHAGRID_HOME/deployment.json."""
     session = Session.load()
-    deployment = session.deployment()  # checks the chain id and that the contracts are there
+    deployment = session.deployment(signs="relayer")  # checks the chain id and that the contracts are there
     settings = session.settings.model_copy(update={"rpc_url": deployment.rpc_url, "keeper": keeper})
     server = RelayerServer(settings, deployment.manifest)
     stop = threading.Event()

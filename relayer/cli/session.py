@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from eth_typing import ChecksumAddress
 from pydantic import ValidationError
@@ -22,10 +22,25 @@ from relayer.cli.errors import BadInput, ChainUnreachable, CliError, NoManifest
 from relayer.cli.rpc import explicit_rpc_url
 from relayer.cli.views import read_tracks
 from relayer.config import Settings
-from relayer.devkeys import LOCAL_CHAIN_ID
+from relayer.devkeys import LOCAL_CHAIN_ID, unsafe_keys
 from relayer.manifest import Manifest
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+# The keys a command signs with: the operator's (admin transactions), the relayer's (gas wallets of
+# `serve` and `keeper`), or none (reads).
+Signs = Literal["operator", "relayer", "nothing"]
+
+
+def require_safe_keys(settings: Settings, chain_id: int, signs: Signs) -> None:
+    """Exit 2 with one line before anything is signed on a chain other than the development chain
+    with a key that is unset or one of Anvil's public keys."""
+    if signs == "nothing":
+        return
+    keys = settings.signing_keys(operator=signs == "operator", relayer=signs == "relayer")
+    problem = unsafe_keys(chain_id, settings.dev_chain_id, keys)
+    if problem is not None:
+        raise BadInput(problem)
 
 
 def connect(url: str, timeout_s: float = 30.0) -> Web3:
@@ -87,8 +102,9 @@ class Session:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CliError(f"unreadable manifest {path}: {first}") from None
 
-    def deployment(self) -> Deployment:
-        """The manifest's contracts on a live chain, with the operator key."""
+    def deployment(self, signs: Signs = "operator") -> Deployment:
+        """The manifest's contracts on a live chain, with the operator key. `signs`: the keys the
+        command will sign with, refused off the development chain if they are Anvil's."""
         manifest = self.manifest()
         url = self.explicit_rpc_url() or manifest.rpc_url
         w3 = connect(url)
@@ -98,6 +114,7 @@ class Session:
                 f"the chain at {url} has id {chain_id}, "
                 f"but {self.manifest_path} is for chain {manifest.chain_id}"
             )
+        require_safe_keys(self.settings, chain_id, signs)
         core = core_of(manifest)
         if not w3.eth.get_code(core.trade_router):
             raise CliError(

@@ -122,6 +122,6 @@ def set_track(
 def list_tracks(as_json: JsonOption = False) -> None:
     """Every track and its limits."""
     out = Output(as_json)
-    dep = Session.load().deployment()
+    dep = Session.load().deployment(signs="nothing")
     tracks = read_tracks(dep.admin)
     out.emit({"tracks": tracks}, lambda console: console.print(tracks_table(tracks)))

@@ -9,14 +9,24 @@ from dataclasses import dataclass
 from relayer import eip712
 from relayer.amounts import format_amount
 from relayer.domain import exits as exit_math
-from relayer.domain.ladder import LadderInvalid, validate_ladder
-from relayer.domain.limits import AgentBook, LimitExceeded, check_buy
+from relayer.domain.ladder import MAX_RULES, LadderInvalid, exits_to_json, validate_ladder
+from relayer.domain.limits import SECONDS_PER_DAY, AgentBook, LimitExceeded, check_buy, usage, utc_day
 from relayer.domain.track import Track
 from relayer.errors import RelayerError, invalid_request
 from relayer.intents.build import USDC_DECIMALS, Built
 from relayer.state import ChainState
 
 BPS = 10_000
+
+# A transaction sent now is included at the earliest in the next block (`Context.now`); a deadline
+# that leaves less than this margin after it may pass while the transaction travels, and the router
+# would revert it with the gas spent (`DeadlineExpired`). Refused before anything is sent.
+DEADLINE_MARGIN_S = 2
+# A signed intent stays valid until its deadline: beyond this horizon it is refused (400), so a
+# deadline of 2²⁵⁶−1 cannot make an intent valid for ever.
+MAX_DEADLINE_HORIZON_S = 30 * 86_400
+# What the hint in a `deadline_expired` answer leaves after the margin.
+SUGGESTED_DEADLINE_S = 60
 
 
 @dataclass(frozen=True)
@@ -43,12 +53,20 @@ class Context:
     expected_nonce: int
     book: AgentBook  # rolled to `now`, with the agent's in-flight buys counted
     track: Track
+    deadline_margin_s: int = DEADLINE_MARGIN_S
+    max_deadline_horizon_s: int = MAX_DEADLINE_HORIZON_S
 
 
 def _signature(b: Built, ctx: Context) -> RelayerError | None:
+    return signature_error(b, ctx.domain)
+
+
+def signature_error(b: Built, domain: eip712.Domain) -> RelayerError | None:
+    """None when the intent is signed by its agent's signer (what a submit must show before it may
+    spend anything of the agent's, such as its rate limit)."""
     if b.signature is None:
         return None
-    digest = b.digest(ctx.domain)
+    digest = b.digest(domain)
     try:
         recovered = eip712.recover_signer(digest, b.signature)
     except eip712.SignatureError as exc:
@@ -78,18 +96,33 @@ def _nonce(b: Built, ctx: Context) -> RelayerError | None:
         return RelayerError(
             "nonce_mismatch",
             f"expected nonce {ctx.expected_nonce}, got {got}",
-            {"expected": ctx.expected_nonce},
+            {"expected": ctx.expected_nonce, "suggestion": {"nonce": ctx.expected_nonce}},
         )
     return None
 
 
 def _deadline(b: Built, ctx: Context) -> RelayerError | None:
+    """Judged against the time the transaction can be included (the next block, never before the
+    latest one + 1) plus a margin, and refused beyond the horizon."""
     deadline = b.intent.deadline
-    if ctx.now > deadline:
+    earliest = ctx.now + ctx.deadline_margin_s
+    if deadline < earliest:
         return RelayerError(
             "deadline_expired",
-            f"deadline {deadline} has passed (chain time {ctx.now})",
-            {"deadline": deadline, "now": ctx.now},
+            f"deadline {deadline} cannot be met: the transaction would be included at chain time "
+            f"{ctx.now} at the earliest, and the relayer needs {ctx.deadline_margin_s} s of margin",
+            {
+                "deadline": deadline,
+                "now": ctx.now,
+                "marginS": ctx.deadline_margin_s,
+                "suggestion": {"deadline": earliest + SUGGESTED_DEADLINE_S},
+            },
+        )
+    if deadline > ctx.now + ctx.max_deadline_horizon_s:
+        return invalid_request(
+            f"deadline too far: at most {ctx.max_deadline_horizon_s} s after the chain time {ctx.now}",
+            field="deadline",
+            maxDeadline=ctx.now + ctx.max_deadline_horizon_s,
         )
     return None
 
@@ -134,9 +167,11 @@ def _ladder(b: Built, ctx: Context) -> RelayerError | None:
     try:
         validate_ladder(b.exits, ctx.track)
     except LadderInvalid as exc:
-        return RelayerError(
-            "exit_ladder_invalid", str(exc), {"ruleIndex": exc.rule_index, "reason": exc.reason.name}
-        )
+        details: dict[str, object] = {"ruleIndex": exc.rule_index, "reason": exc.reason.name}
+        fixed = suggest_ladder(b.exits, ctx.track)
+        if fixed is not None:
+            details["suggestion"] = {"exits": exits_to_json(fixed)}
+        return RelayerError("exit_ladder_invalid", str(exc), details)
     return None
 
 
@@ -161,7 +196,10 @@ def _limits(b: Built, ctx: Context) -> RelayerError | None:
         check_buy(ctx.book, ctx.track, b.usdc_amount)
     except LimitExceeded as exc:
         # The domain speaks base units (the revert's arguments); the API speaks USDC (SPEC §2.1).
-        human = {k: format_amount(v, USDC_DECIMALS) for k, v in exc.details.items()}
+        human: dict[str, object] = {k: format_amount(v, USDC_DECIMALS) for k, v in exc.details.items()}
+        suggestion = suggest_buy(ctx.book, ctx.track, ctx.now, exc.code)
+        if suggestion is not None:
+            human["suggestion"] = suggestion
         return RelayerError(exc.code, exc.message, human)
     except ValueError as exc:
         return invalid_request(str(exc))
@@ -176,7 +214,11 @@ def _oracle(b: Built, ctx: Context) -> RelayerError | None:
         return RelayerError(
             "oracle_stale",
             f"the {b.token.symbol} price is older than {ctx.state.max_price_age_s} s",
-            {"symbol": b.token.symbol, "updatedAt": price.updated_at if price else None},
+            {
+                "symbol": b.token.symbol,
+                "updatedAt": price.updated_at if price else None,
+                "suggestion": {"retryAfterS": RETRY_AFTER_S},
+            },
         )
     return None
 
@@ -214,6 +256,93 @@ def _slippage(b: Built, ctx: Context) -> RelayerError | None:
             },
         )
     return None
+
+
+# ---------------------------------------------------------------------- suggestions (SPEC §5.2)
+
+# What a 503 suggests: the oracle is pushed every few seconds and a node restart takes as long.
+RETRY_AFTER_S = 5
+
+
+def largest_buy(book: AgentBook, track: Track) -> int:
+    """The largest USDC amount (base units) a buy may have and pass every track limit that depends on
+    the amount — trade size, headroom and today's turnover — computed from the same figures
+    `check_buy` uses; 0 when none fits. Exact integers: `check_buy(book, track, largest_buy(...))`
+    passes whenever the result is positive and the daily loss limit is not reached."""
+    u = usage(book, track)
+    return max(min(u.max_trade_size, u.headroom, u.max_daily_turnover - book.turnover_today), 0)
+
+
+def suggest_buy(book: AgentBook, track: Track, now: int, code: str) -> dict[str, object] | None:
+    """The fix for a buy a track limit refuses: a smaller `usdcAmount`, or for the daily loss limit the
+    start of the next UTC day (`notBefore`), when buys resume."""
+    if code == "daily_loss_limit_reached":
+        return {"notBefore": (utc_day(now) + 1) * SECONDS_PER_DAY}
+    largest = largest_buy(book, track)
+    if largest <= 0:
+        return None
+    return {"usdcAmount": format_amount(largest, USDC_DECIMALS)}
+
+
+def _default_stop(track: Track) -> int:
+    return -min(1_000, track.max_stop_loss_bps)
+
+
+def _default_take(track: Track) -> int:
+    return min(max(2_000, track.min_take_profit_bps), track.max_take_profit_bps)
+
+
+def suggest_ladder(
+    rules: tuple[eip712.ExitRule, ...] | list[eip712.ExitRule], track: Track
+) -> tuple[eip712.ExitRule, ...] | None:
+    """The nearest ladder the track accepts: each trigger moved inside the track's bounds (a stop-loss
+    that is not negative, or a take-profit not positive, gets the quote's default level), `exitBps`
+    within 1..10000, a required stop-loss or take-profit added, rules the track cannot hold dropped, at
+    most `MAX_RULES` rules, and the last rule exiting everything. None when the track accepts no
+    ladder at all. The result is checked with `validate_ladder`, so a suggestion always validates."""
+    stop, take = eip712.TriggerType.STOP_LOSS, eip712.TriggerType.TAKE_PROFIT
+    possible = {
+        stop: track.max_stop_loss_bps >= 1,
+        take: max(track.min_take_profit_bps, 1) <= track.max_take_profit_bps,
+    }
+    required = {stop: track.require_stop_loss, take: track.require_take_profit}
+    fixed: list[eip712.ExitRule] = []
+    for rule in rules:
+        kind, t = rule.trigger_type, rule.trigger_bps
+        if kind not in possible or not possible[kind]:
+            continue
+        if kind == stop:
+            t = _default_stop(track) if t >= 0 else max(t, -track.max_stop_loss_bps)
+        else:
+            t = (
+                _default_take(track)
+                if t <= 0
+                else min(max(t, track.min_take_profit_bps), track.max_take_profit_bps)
+            )
+        fixed.append(eip712.ExitRule(kind, t, min(max(rule.exit_bps, 1), BPS)))
+    if required[take] and not any(r.trigger_type == take for r in fixed):
+        fixed.insert(0, eip712.ExitRule(take, _default_take(track), BPS // 2))
+    if required[stop] and not any(r.trigger_type == stop for r in fixed):
+        fixed.append(eip712.ExitRule(stop, _default_stop(track), BPS))
+    if not fixed:
+        kind = stop if possible[stop] else take
+        fixed.append(
+            eip712.ExitRule(kind, _default_stop(track) if kind == stop else _default_take(track), BPS)
+        )
+    while len(fixed) > MAX_RULES:
+        # Drop from the end, never the last rule nor the only rule of a required kind.
+        for i in range(len(fixed) - 2, -1, -1):
+            kind = fixed[i].trigger_type
+            if not required[kind] or sum(r.trigger_type == kind for r in fixed) > 1:
+                del fixed[i]
+                break
+    last = fixed[-1]
+    fixed[-1] = eip712.ExitRule(last.trigger_type, last.trigger_bps, BPS)
+    try:
+        validate_ladder(fixed, track)
+    except LadderInvalid:
+        return None
+    return tuple(fixed)
 
 
 SIGNED_CHECKS: tuple[tuple[str, Callable[[Built, Context], RelayerError | None]], ...] = (

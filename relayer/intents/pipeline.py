@@ -52,6 +52,8 @@ class Sender(Protocol):
 
     def broadcast(self, request_id: int) -> None: ...
 
+    def check(self, request_id: int) -> object: ...
+
     def can_pay(self, gas_limit: int) -> bool: ...
 
     def add_listener(self, on_settled: Callable[[int], None]) -> None: ...
@@ -77,7 +79,8 @@ class IntentService:
         self.state = state
         self.domain = domain
         self.sender = sender
-        self.router = router
+        self.client = router
+        self.router = router.address  # the router's address (as tests and tools expect)
         self.prepare = Preparer(
             state=state, domain=domain, router=router, can_pay=sender.can_pay, clock=clock
         )
@@ -128,8 +131,8 @@ class IntentService:
             # An agent that keeps front-running its own intents is throttled, then suspended.
             now = utcnow()
             standing = strikes.standing_of(session, b.agent.agent_id, now, self.strike_policy)
-            if standing is not None:
-                raise standing.error(b.agent.agent_id, now)
+            if standing is not None and checks.signature_error(b, self.domain) is None:
+                raise standing.error(b.agent.agent_id, now)  # (a stranger's post gets its own answer)
             ctx = self.context(session, b.agent, self.chain_now())
         gas = 0
         try:
@@ -142,12 +145,10 @@ class IntentService:
                 # Simulated alone first, so what would revert is refused now and never recorded; the
                 # dispatcher simulates its batch again right before sending.
                 try:
-                    gas = self.router.estimate_gas(self.calldata(b))
+                    gas = self.client.estimate_gas(self.calldata(b))
                 except RouterRevertedError as exc:
                     raise exc.revert.error() from None
-            self.prepare.ensure_funded(
-                gas_limit(gas) if first_in_line else UNSIMULATED_GAS, SUBMIT_FACTS_TTL_S
-            )
+            self.prepare.ensure_funded(gas_limit(gas) if first_in_line else UNSIMULATED_GAS)
         except RelayerError:
             # A concurrent submit of this same intent may have been recorded (and even mined) since the
             # lookup above, which is why its nonce looks used: answer with that record, not a 409.
@@ -169,7 +170,7 @@ class IntentService:
             if len(self._built) < _BUILT_CACHE_MAX:
                 self._built[intent_id] = b
         try:
-            self.dispatcher.wake()
+            self.dispatcher.wake("received")
             return answer(
                 intent_id=intent_id,
                 wait_s=wait_s,

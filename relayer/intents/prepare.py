@@ -26,8 +26,8 @@ from relayer.store.models import Intent
 GAS_MARGIN: Final = 1.25
 GAS_HEADROOM: Final = 30_000  # keeps the 63/64 rule from starving the venue/vault calls
 UNSIMULATED_GAS: Final = 400_000  # funds check for an intent that waits for its turn (simulated when sent)
-# The submit path trusts a chain id or balance check this recent (a burst asks once per this, not per
-# intent); the dispatcher always asks afresh before it records and sends anything.
+# The submit path trusts a chain id check this recent (a burst asks once per this, not per intent);
+# the dispatcher always asks afresh before it records and sends anything.
 SUBMIT_FACTS_TTL_S: Final = 0.1
 
 

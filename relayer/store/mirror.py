@@ -8,8 +8,8 @@ write what another already wrote without failing.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import Table, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -137,18 +137,56 @@ def upsert_counters(session: Session, agent_id: int, c: Counters) -> None:
     )
 
 
+class StreamHook(Protocol):
+    """Told of each stream event in its transaction (the webhook outbox, relayer/operators/outbox.py).
+    A session factory carries it in `Session.info[HOOK_KEY]`; sessions without one write the stream
+    exactly as before."""
+
+    def matching(self, type_: str, agent_id: int) -> Sequence[int]: ...
+
+    def enqueue(
+        self,
+        session: Session,
+        subscription_ids: Sequence[int],
+        seq: int,
+        agent_id: int,
+        type_: str,
+        data: dict[str, Any],
+    ) -> None: ...
+
+
+HOOK_KEY = "alphagrid.stream_hook"
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_absent_returning_stmt(dialect: str) -> Any:
+    table = StreamEvent.__table__
+    return _insert_absent_stmt(dialect, table, ("dedupe_key",)).returning(table.c.seq)
+
+
 def append_stream(
     session: Session, agent_id: int, type_: str, data: dict[str, Any], dedupe_key: str | None = None
 ) -> None:
+    """Appends to the agent's SSE stream and, in the same transaction, to the webhook outbox of every
+    subscription that wants the event (the hook's in-memory lookup; no query when none does)."""
+    hook: StreamHook | None = session.info.get(HOOK_KEY)
+    wanted = hook.matching(type_, agent_id) if hook is not None else ()
     if dedupe_key is None:
-        session.add(StreamEvent(agent_id=agent_id, type=type_, data=data))
+        event = StreamEvent(agent_id=agent_id, type=type_, data=data)
+        session.add(event)
+        if wanted and hook is not None:
+            session.flush()  # the event's seq, which the webhook body carries
+            hook.enqueue(session, wanted, event.seq, agent_id, type_, data)
         return
-    _insert_absent(
-        session,
-        StreamEvent,
-        ("dedupe_key",),
-        {"agent_id": agent_id, "type": type_, "data": data, "dedupe_key": dedupe_key},
-    )
+    values = {"agent_id": agent_id, "type": type_, "data": data, "dedupe_key": dedupe_key}
+    if not wanted or hook is None:
+        _insert_absent(session, StreamEvent, ("dedupe_key",), values)
+        return
+    seq = session.execute(_insert_absent_returning_stmt(_dialect(session)), values).scalar_one_or_none()
+    # None: this chain event was written before (another process indexing the same chain, or a
+    # rebuild after a reorg), and its outbox rows with it.
+    if seq is not None:
+        hook.enqueue(session, wanted, seq, agent_id, type_, data)
 
 
 def record_nonce_use(

@@ -129,7 +129,13 @@ class Api:
 def api(chain: Stack, db_url: str, tmp_path: Path) -> Iterator[Api]:
     """The relayer (API, indexer, sender, dispatcher) on a free port against the seeded chain."""
     settings = Settings(
-        home=tmp_path / "home", rpc_url=chain.anvil.url, database_url=db_url, api_port=free_port()
+        home=tmp_path / "home",
+        rpc_url=chain.anvil.url,
+        database_url=db_url,
+        api_port=free_port(),
+        # The tests post many malformed bodies from one address on purpose; the per-address limit of
+        # unauthenticated failures is tested on its own (tests/reliability/test_rate_limits.py).
+        unauthenticated_burst=1_000_000,
     )
     services = build_services(settings, chain.manifest)
     services.start()

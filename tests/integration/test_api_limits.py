@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from relayer.ratelimit import RateLimiter
 
 from .conftest import Api
+from .test_api_rejections import LADDER, signed
 
 
 def test_oversized_bodies_are_refused_before_parsing(api: Api) -> None:
@@ -28,23 +29,16 @@ def test_oversized_bodies_are_refused_before_parsing(api: Api) -> None:
 
 
 def test_a_submit_flood_gets_429_with_retry_after(api: Api) -> None:
+    """The agent's own signed intents spend its bucket (a resubmission too); another agent is not
+    slowed. Unsigned garbage spends the sender's address bucket instead: `rel/test_rate_limits.py`."""
     agent_id, _ = api.agent(0)
-    other_id, _ = api.agent(1)
     api.services.limiter = RateLimiter(rate_per_s=0.5, burst=3)
-    body = {
-        "symbol": "NVDA",
-        "usdcAmount": "1",
-        "minTokenOut": "0",
-        "maxSlippageBps": 100,
-        "exits": [],
-        "deadline": 2**40,
-        "nonce": 0,
-        "signature": "0x" + "11" * 65,
-    }
+    _q, body = signed(api, 0, "OpenPosition", symbol="NVDA", usdcAmount="100", exits=LADDER)
     codes = [api.client.post(f"/agents/{agent_id}/trade-intents", json=body).status_code for _ in range(5)]
-    assert codes[:3] != [429, 429, 429] and codes[3:] == [429, 429]
+    assert codes == [201, 200, 200, 429, 429], codes
     limited = api.client.post(f"/agents/{agent_id}/trade-intents", json=body)
     assert limited.json()["code"] == "rate_limited"
     assert int(limited.headers["Retry-After"]) >= 1
     # Another agent is not slowed by the first one's flood.
-    assert api.client.post(f"/agents/{other_id}/trade-intents", json=body).status_code != 429
+    _q, other = signed(api, 1, "OpenPosition", symbol="NVDA", usdcAmount="100", exits=LADDER)
+    assert api.client.post(f"/agents/{api.agent(1)[0]}/trade-intents", json=other).status_code == 201

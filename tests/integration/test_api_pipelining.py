@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from httpx import Response
 
+from relayer.intents.checks import DEADLINE_MARGIN_S
 from relayer.intents.lifecycle import IntentState
 
 from .conftest import Api
@@ -129,7 +130,7 @@ def test_a_predecessor_that_fails_does_not_strand_its_successors(api: Api) -> No
             symbol="AAPL",
             usdcAmount="1000",
             exits=LADDER,
-            message={"deadline": now + 1},
+            message={"deadline": now + DEADLINE_MARGIN_S},  # the earliest accepted
         )
         r1 = submit(api, agent_id, "OpenPosition", short, headers=NO_WAIT)
         assert r1.status_code == 202, r1.text

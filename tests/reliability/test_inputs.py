@@ -131,26 +131,15 @@ def test_three_one_third_rungs_leave_no_dust(api: Api) -> None:
         assert sold == int(before * scale) * 3333 // 10_000, (before, after)
 
 
-def test_a_far_future_deadline_is_what_the_contract_accepts(api: Api) -> None:
-    """A deadline of 2²⁵⁶−1 is a valid uint256 the router accepts (block.timestamp ≤ deadline): the
-    relayer neither overflows on it nor invents a cap of its own."""
+def test_a_deadline_beyond_uint256_is_an_invalid_request(api: Api) -> None:
+    """2²⁵⁶ is not a uint256: 400 naming the field (2²⁵⁶−1 is beyond the deadline horizon:
+    `test_deadlines.py::test_a_deadline_beyond_the_horizon_is_refused`)."""
     agent_id, _ = api.agent(0)
-    _q, body = signed(
-        api,
-        0,
-        "OpenPosition",
-        symbol="NVDA",
-        usdcAmount="100",
-        exits=LADDER,
-        message={"deadline": 2**256 - 1},
-    )
-    assert body["deadline"] == 2**256 - 1
-    r = submit(api, agent_id, "OpenPosition", body)
-    assert r.status_code == 201, r.text
+    _q, body = signed(api, 0, "OpenPosition", symbol="NVDA", usdcAmount="100", exits=LADDER)
     assert_error(
         submit(api, agent_id, "OpenPosition", {**body, "deadline": 2**256}),
         400,
         "invalid_request",
         field="deadline",
     )
-    assert nonces_used(api, agent_id) == [0]
+    assert nonces_used(api, agent_id) == []

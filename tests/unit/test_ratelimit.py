@@ -43,3 +43,16 @@ def test_refill_is_capped_at_the_burst() -> None:
 def test_rejects_nonsense(rate: float, burst: int) -> None:
     with pytest.raises(ValueError):
         RateLimiter(rate, burst)
+
+
+def test_buckets_are_bounded_least_recently_used_first() -> None:
+    """10,000 distinct keys keep at most `max_keys` buckets; the most recently used one survives."""
+    clock = Clock()
+    limiter = RateLimiter(rate_per_s=1, burst=1, clock=clock, max_keys=1_000)
+    assert limiter.take("hot") == 0.0
+    for i in range(10_000):
+        limiter.take(f"cold-{i}")
+        if i % 100 == 0:
+            assert limiter.take("hot") > 0  # still remembered: used recently, so never evicted
+    assert len(limiter) == 1_000
+    assert limiter.take("cold-0") == 0.0  # evicted long ago: comes back full

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from relayer.api.deps import ServicesDep
+from relayer.api.routing import StrictJsonRoute
+from relayer.api.schemas.common import error_responses
+from relayer.api.schemas.reads import HealthPublic, NotReadyPublic, ReadyPublic
 from relayer.chain import rpc
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
 
-@router.get("/health")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+# 400 only for a request whose declared body is over the limit (relayer.api.app.RouteMetrics).
+@router.get("/health", response_model=HealthPublic, responses=error_responses())
+def health() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    response_model=ReadyPublic,
+    responses={
+        503: {"model": NotReadyPublic, "description": "Not ready, with the reasons."},
+        **error_responses(),
+    },
+)
 def ready(services: ServicesDep) -> JSONResponse:
     reasons: list[str] = []
     try:
@@ -45,7 +56,14 @@ def ready(services: ServicesDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "block": services.state.block_number})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus"},
+        **error_responses(),
+    },
+)
 def metrics(services: ServicesDep) -> Response:
     services.metrics.indexed_block.set(services.state.block_number)
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -3,29 +3,49 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from relayer import eip712
 from relayer.api.deps import ServicesDep
-from relayer.errors import RelayerError, invalid_request
+from relayer.api.routes._common import public
+from relayer.api.routing import StrictJsonRoute
+from relayer.api.schemas.common import AgentIdPath, IntentIdPath, StrictUint, error_responses
+from relayer.api.schemas.intents import (
+    AddIntentRequest,
+    IntentDetailPublic,
+    IntentPublic,
+    IntentsPublic,
+    LadderIntentRequest,
+    OpenIntentRequest,
+    ReduceIntentRequest,
+    VerifyPublic,
+    VerifyRequest,
+)
+from relayer.api.schemas.quotes import (
+    QuoteAddQuery,
+    QuoteLadderQuery,
+    QuoteOpenQuery,
+    QuotePublic,
+    QuoteReduceQuery,
+)
+from relayer.errors import RelayerError
 from relayer.intents import checks
-from relayer.intents.bodies import AddBody, LadderBody, OpenBody, PrimaryType, ReduceBody
 from relayer.intents.build import agent_of
 from relayer.intents.lifecycle import intent_json
 from relayer.intents.waiting import Answer
 from relayer.quotes import quote
 from relayer.store.models import Intent
 
-router = APIRouter(tags=["intents"])
+router = APIRouter(tags=["intents"], route_class=StrictJsonRoute)
 
 DEFAULT_WAIT_S = 10.0
 MAX_WAIT_S = 60.0
-_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)", re.ASCII)
 
 
 def _wait(prefer: str | None) -> float:
@@ -35,8 +55,53 @@ def _wait(prefer: str | None) -> float:
     return min(float(match.group(1)), MAX_WAIT_S) if match else DEFAULT_WAIT_S
 
 
-def _params(request: Request) -> dict[str, str]:
-    return dict(request.query_params)
+# ---------------------------------------------------------------------- the codes each operation answers
+
+_QUOTE_OPEN: Final = error_responses("agent_not_found", "symbol_not_found")
+_QUOTE_POSITION: Final = error_responses("agent_not_found", "symbol_not_found", "position_not_found")
+_COMMON_SUBMIT: Final = (
+    "invalid_signature",
+    "agent_not_found",
+    "nonce_mismatch",
+    "deadline_expired",
+    "agent_inactive",
+    "paused",
+    "simulation_failed",
+    "rate_limited",
+    "chain_unavailable",
+)
+_BUY: Final = (
+    "token_not_allowed",
+    "trade_size_exceeded",
+    "headroom_exceeded",
+    "daily_turnover_exceeded",
+    "daily_loss_limit_reached",
+    "slippage_exceeded",
+    "oracle_stale",
+)
+_SUBMIT_OPEN: Final = (*_COMMON_SUBMIT, *_BUY, "symbol_not_found", "position_exists", "exit_ladder_invalid")
+_SUBMIT_ADD: Final = (*_COMMON_SUBMIT, *_BUY, "position_not_found", "position_closed")
+_SUBMIT_REDUCE: Final = (
+    *_COMMON_SUBMIT,
+    "position_not_found",
+    "position_closed",
+    "slippage_exceeded",
+    "oracle_stale",
+)
+_SUBMIT_LADDER: Final = (*_COMMON_SUBMIT, "position_not_found", "position_closed", "exit_ladder_invalid")
+
+
+def _submit_responses(codes: tuple[str, ...]) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"model": IntentPublic, "description": "This intent was submitted before: its record."},
+        201: {"model": IntentPublic, "description": "Mined: `status` confirmed, with the fill."},
+        202: {
+            "model": IntentPublic,
+            "description": "Accepted, not mined within the wait (`Prefer: wait=N`): follow it with "
+            "GET /agents/{agentId}/intents/{intentId}.",
+        },
+        **error_responses(*codes),
+    }
 
 
 # ---------------------------------------------------------------------- quotes
@@ -46,36 +111,47 @@ def _params(request: Request) -> dict[str, str]:
 # then FastAPI's response validation) which cost more CPU than the quote itself (bench/results).
 
 
-@router.get("/agents/{agent_id}/trade-intents/quote")
-async def quote_open(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
-    """Query: `symbol`, `usdcAmount`, `exits` (URL-encoded JSON array); optional `maxSlippageBps`,
-    `minTokenOut`, `deadline`."""
-    return quote(services.intents, agent_id, "OpenPosition", _params(request))
+@router.get("/agents/{agent_id}/trade-intents/quote", response_model=QuotePublic, responses=_QUOTE_OPEN)
+async def quote_open(
+    agent_id: AgentIdPath, query: Annotated[QuoteOpenQuery, Query()], services: ServicesDep
+) -> JSONResponse:
+    """The OpenPosition to sign: `symbol`, `usdcAmount`, `exits` (URL-encoded JSON array)."""
+    return public(quote(services.intents, agent_id, "OpenPosition", query.params()))
 
 
-@router.get("/agents/{agent_id}/add-intents")
-async def quote_add(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
-    """Query: `positionId` or `symbol`, `usdcAmount`, optional `maxSlippageBps`, `minTokenOut`, `deadline`."""
-    return quote(services.intents, agent_id, "AddToPosition", _params(request))
+@router.get("/agents/{agent_id}/add-intents", response_model=QuotePublic, responses=_QUOTE_POSITION)
+async def quote_add(
+    agent_id: AgentIdPath, query: Annotated[QuoteAddQuery, Query()], services: ServicesDep
+) -> JSONResponse:
+    """The AddToPosition to sign: `positionId` or `symbol`, `usdcAmount`."""
+    return public(quote(services.intents, agent_id, "AddToPosition", query.params()))
 
 
-@router.get("/agents/{agent_id}/reduce-intents")
-async def quote_reduce(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
-    """Query: `positionId` or `symbol`, `tokenAmount` (default: all); optional `maxSlippageBps`,
-    `minUsdcOut`."""
-    return quote(services.intents, agent_id, "ReducePosition", _params(request))
+@router.get("/agents/{agent_id}/reduce-intents", response_model=QuotePublic, responses=_QUOTE_POSITION)
+async def quote_reduce(
+    agent_id: AgentIdPath, query: Annotated[QuoteReduceQuery, Query()], services: ServicesDep
+) -> JSONResponse:
+    """The ReducePosition to sign: `positionId` or `symbol`, `tokenAmount` (default: all)."""
+    return public(quote(services.intents, agent_id, "ReducePosition", query.params()))
 
 
-@router.get("/agents/{agent_id}/exit-ladder-intents")
-async def quote_ladder(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
-    """Query: `positionId` or `symbol`, `exits` (URL-encoded JSON), optional `deadline`."""
-    return quote(services.intents, agent_id, "UpdateExitLadder", _params(request))
+@router.get("/agents/{agent_id}/exit-ladder-intents", response_model=QuotePublic, responses=_QUOTE_POSITION)
+async def quote_ladder(
+    agent_id: AgentIdPath, query: Annotated[QuoteLadderQuery, Query()], services: ServicesDep
+) -> JSONResponse:
+    """The UpdateExitLadder to sign: `positionId` or `symbol`, `exits` (URL-encoded JSON array)."""
+    return public(quote(services.intents, agent_id, "UpdateExitLadder", query.params()))
 
 
 # ---------------------------------------------------------------------- submits
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-Prefer = Annotated[str | None, Header(alias="Prefer")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=200, description="Answers a repeat with the first record."),
+]
+Prefer = Annotated[
+    str | None, Header(alias="Prefer", description="`wait=N`: seconds to wait for the mining (0..60).")
+]
 
 
 # The route, not the pipeline, decides the HTTP status (SPEC §2.3).
@@ -84,51 +160,96 @@ _STATUS_BY_ANSWER = {Answer.EXISTING: 200, Answer.CONFIRMED: 201, Answer.IN_FLIG
 
 def _submit(
     services: ServicesDep,
-    agent_id: str,
+    agent_id: int,
     primary_type: str,
     body: BaseModel,
     key: str | None,
     prefer: str | None,
 ) -> JSONResponse:
-    retry_after_s = services.limiter.take(str(agent_id))
+    raw = body.model_dump()
+    # The agent's bucket is charged only for an intent its signer signed (a stranger's failures are
+    # counted per address by `ratelimit.StrangerLimit`), keyed by the parsed id.
+    b = services.intents.built(agent_id, primary_type, raw)
+    # Not the agent's signature: the submit answers without spending the agent's budget (the record
+    # of the same message if there is one, 503 if the node changed chains, else 401 before anything
+    # else is checked); `StrangerLimit` counts the failure against the client's address.
+    signed_by_agent = checks.signature_error(b, services.domain) is None
+    retry_after_s = services.limiter.take(b.agent.agent_id) if signed_by_agent else 0.0
     if retry_after_s > 0:
+        retry = round(retry_after_s, 3)
         raise RelayerError(
             "rate_limited",
-            f"agent {agent_id} is submitting faster than {services.settings.submit_rate_per_s:g}/s",
-            {"retryAfterS": round(retry_after_s, 3)},
+            f"agent {b.agent.agent_id} is submitting faster than {services.settings.submit_rate_per_s:g}/s",
+            {"retryAfterS": retry},
         )
-    result = services.intents.submit(
-        agent_id, primary_type, body.model_dump(), idempotency_key=key, wait_s=_wait(prefer)
-    )
+    result = services.intents.submit(agent_id, primary_type, raw, idempotency_key=key, wait_s=_wait(prefer))
+    # The route answers the pipeline's outcome with the status documented above: the record of an
+    # earlier submit (200), mined (201) or still on its way (202).
     status_code = _STATUS_BY_ANSWER[result.answer]
     services.metrics.intents.labels(primary_type, str(status_code)).inc()
-    return JSONResponse(result.body, status_code=status_code)
+    return public(result.body, status_code)
 
 
-@router.post("/agents/{agent_id}/trade-intents", status_code=201)
+@router.post(
+    "/agents/{agent_id}/trade-intents",
+    status_code=201,
+    response_model=IntentPublic,
+    responses=_submit_responses(_SUBMIT_OPEN),
+)
 def submit_open(
-    agent_id: str, body: OpenBody, services: ServicesDep, key: IdempotencyKey = None, prefer: Prefer = None
+    agent_id: AgentIdPath,
+    body: OpenIntentRequest,
+    services: ServicesDep,
+    key: IdempotencyKey = None,
+    prefer: Prefer = None,
 ) -> JSONResponse:
     return _submit(services, agent_id, "OpenPosition", body, key, prefer)
 
 
-@router.post("/agents/{agent_id}/add-intents", status_code=201)
+@router.post(
+    "/agents/{agent_id}/add-intents",
+    status_code=201,
+    response_model=IntentPublic,
+    responses=_submit_responses(_SUBMIT_ADD),
+)
 def submit_add(
-    agent_id: str, body: AddBody, services: ServicesDep, key: IdempotencyKey = None, prefer: Prefer = None
+    agent_id: AgentIdPath,
+    body: AddIntentRequest,
+    services: ServicesDep,
+    key: IdempotencyKey = None,
+    prefer: Prefer = None,
 ) -> JSONResponse:
     return _submit(services, agent_id, "AddToPosition", body, key, prefer)
 
 
-@router.post("/agents/{agent_id}/reduce-intents", status_code=201)
+@router.post(
+    "/agents/{agent_id}/reduce-intents",
+    status_code=201,
+    response_model=IntentPublic,
+    responses=_submit_responses(_SUBMIT_REDUCE),
+)
 def submit_reduce(
-    agent_id: str, body: ReduceBody, services: ServicesDep, key: IdempotencyKey = None, prefer: Prefer = None
+    agent_id: AgentIdPath,
+    body: ReduceIntentRequest,
+    services: ServicesDep,
+    key: IdempotencyKey = None,
+    prefer: Prefer = None,
 ) -> JSONResponse:
     return _submit(services, agent_id, "ReducePosition", body, key, prefer)
 
 
-@router.post("/agents/{agent_id}/exit-ladder-intents", status_code=201)
+@router.post(
+    "/agents/{agent_id}/exit-ladder-intents",
+    status_code=201,
+    response_model=IntentPublic,
+    responses=_submit_responses(_SUBMIT_LADDER),
+)
 def submit_ladder(
-    agent_id: str, body: LadderBody, services: ServicesDep, key: IdempotencyKey = None, prefer: Prefer = None
+    agent_id: AgentIdPath,
+    body: LadderIntentRequest,
+    services: ServicesDep,
+    key: IdempotencyKey = None,
+    prefer: Prefer = None,
 ) -> JSONResponse:
     return _submit(services, agent_id, "UpdateExitLadder", body, key, prefer)
 
@@ -136,16 +257,14 @@ def submit_ladder(
 # ---------------------------------------------------------------------- diagnostics
 
 
-class VerifyBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    primaryType: PrimaryType  # noqa: N815
-
-
-@router.post("/agents/{agent_id}/intents/verify")
-async def verify(agent_id: str, body: VerifyBody, services: ServicesDep) -> dict[str, Any]:
+@router.post(
+    "/agents/{agent_id}/intents/verify",
+    response_model=VerifyPublic,
+    responses=error_responses("agent_not_found", "symbol_not_found", "position_not_found"),
+)
+async def verify(agent_id: AgentIdPath, body: VerifyRequest, services: ServicesDep) -> JSONResponse:
     """Rebuilds the typed data from a submit body and runs every check, sending nothing."""
-    raw = {k: v for k, v in (body.model_extra or {}).items()}
+    raw = body.model_dump(exclude={"primaryType"})
     b = services.intents.built(agent_id, body.primaryType, raw)
     digest = b.digest(services.domain)
     try:
@@ -157,48 +276,60 @@ async def verify(agent_id: str, body: VerifyBody, services: ServicesDep) -> dict
         ctx = services.intents.context(session, b.agent, now)
     with services.state.read():
         results = checks.run(b, ctx)
-    return {
-        "primaryType": body.primaryType,
-        "typedData": eip712.typed_data(services.domain, b.intent),
-        "digest": "0x" + digest.hex(),
-        "domainSeparator": "0x" + services.domain.separator().hex(),
-        "structHash": "0x" + b.intent.struct_hash().hex(),
-        "recoveredSigner": recovered,
-        "registeredSigner": b.agent.signer,
-        "expectedNonce": ctx.expected_nonce,
-        "checks": [c.to_json() for c in results],
-        "ok": all(c.ok for c in results),
-    }
+    return public(
+        {
+            "primaryType": body.primaryType,
+            "typedData": eip712.typed_data(services.domain, b.intent),
+            "digest": "0x" + digest.hex(),
+            "domainSeparator": "0x" + services.domain.separator().hex(),
+            "structHash": "0x" + b.intent.struct_hash().hex(),
+            "recoveredSigner": recovered,
+            "registeredSigner": b.agent.signer,
+            "expectedNonce": ctx.expected_nonce,
+            "checks": [c.to_json() for c in results],
+            "ok": all(c.ok for c in results),
+        }
+    )
 
 
 # ---------------------------------------------------------------------- records
 
 
-@router.get("/agents/{agent_id}/intents")
+@router.get(
+    "/agents/{agent_id}/intents",
+    response_model=IntentsPublic,
+    responses=error_responses("agent_not_found"),
+)
 def list_intents(
-    agent_id: str, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-) -> dict[str, Any]:
+    agent_id: AgentIdPath,
+    services: ServicesDep,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="At most this many, newest first."), StrictUint
+    ] = 100,
+) -> JSONResponse:
     with services.state.read():
         agent = agent_of(services.state, agent_id)
     with services.sessions() as session:
         rows = session.scalars(
             select(Intent).where(Intent.agent_id == agent.agent_id).order_by(Intent.id.desc()).limit(limit)
         ).all()
-        return {"intents": [intent_json(r) for r in rows]}
+        return public({"intents": [intent_json(r) for r in rows]})
 
 
-@router.get("/agents/{agent_id}/intents/{intent_id}")
-def get_intent(agent_id: str, intent_id: str, services: ServicesDep) -> dict[str, Any]:
+@router.get(
+    "/agents/{agent_id}/intents/{intent_id}",
+    response_model=IntentDetailPublic,
+    responses=error_responses("agent_not_found", "intent_not_found"),
+)
+def get_intent(agent_id: AgentIdPath, intent_id: IntentIdPath, services: ServicesDep) -> JSONResponse:
     with services.state.read():
         agent = agent_of(services.state, agent_id)
-    if not intent_id.isdigit():
-        raise invalid_request("intent id must be an integer", field="intentId")
     with services.sessions() as session:
-        row = session.get(Intent, int(intent_id))
+        row = session.get(Intent, intent_id)
         if row is None or row.agent_id != agent.agent_id:
             raise RelayerError("intent_not_found", f"no intent {intent_id} for agent {agent_id}")
         out = intent_json(row)
         out["history"] = [
             {"status": h.status, "reason": h.reason, "at": h.at.isoformat()} for h in row.history
         ]
-        return out
+        return public(out)

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from relayer.api.deps import ServicesDep
+from relayer.api.routes._common import public
+from relayer.api.routing import StrictJsonRoute
+from relayer.api.schemas.common import AgentIdPath, PositionIdPath, error_responses
+from relayer.api.schemas.reads import PositionDetailPublic, PositionsPublic
 from relayer.intents.build import agent_of, position_of
 from relayer.store.models import KeeperAudit, PositionEvent
 from relayer.views import audit_json, history_json, position_json
 
-router = APIRouter(tags=["positions"])
+router = APIRouter(tags=["positions"], route_class=StrictJsonRoute)
 
 
-@router.get("/agents/{agent_id}/positions")
+@router.get(
+    "/agents/{agent_id}/positions",
+    response_model=PositionsPublic,
+    responses=error_responses("agent_not_found"),
+)
 def list_positions(
-    agent_id: str, services: ServicesDep, status: Literal["open", "closed", "all"] = Query(default="open")
-) -> dict[str, Any]:
+    agent_id: AgentIdPath,
+    services: ServicesDep,
+    status: Literal["open", "closed", "all"] = Query(default="open", description="Which positions."),
+) -> JSONResponse:
     state = services.state
     with state.read():
         agent = agent_of(state, agent_id)
@@ -27,11 +38,16 @@ def list_positions(
             for p in state.positions.values()
             if p.agent_id == agent.agent_id and (status == "all" or (p.open == (status == "open")))
         ]
-        return {"positions": [position_json(state, p) for p in sorted(chosen, key=lambda p: p.position_id)]}
+        positions = [position_json(state, p) for p in sorted(chosen, key=lambda p: p.position_id)]
+    return public({"positions": positions})
 
 
-@router.get("/agents/{agent_id}/positions/{position_id}")
-def get_position(agent_id: str, position_id: str, services: ServicesDep) -> dict[str, Any]:
+@router.get(
+    "/agents/{agent_id}/positions/{position_id}",
+    response_model=PositionDetailPublic,
+    responses=error_responses("agent_not_found", "position_not_found"),
+)
+def get_position(agent_id: AgentIdPath, position_id: PositionIdPath, services: ServicesDep) -> JSONResponse:
     state = services.state
     with state.read():
         agent = agent_of(state, agent_id)
@@ -47,4 +63,4 @@ def get_position(agent_id: str, position_id: str, services: ServicesDep) -> dict
         with state.read():
             out["history"] = [history_json(state, p, e) for e in events]
         out["audit"] = [audit_json(a) for a in audit]
-    return out
+    return public(out)

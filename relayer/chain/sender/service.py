@@ -371,9 +371,8 @@ class TxSender:
         self._ensure_lanes()
         cost = gas_limit * initial_fees(self._recent_base_fee(), self.fees).max_fee_per_gas
         for sender in self._senders:
-            with _rpc("eth_getBalance"):
-                if int(self.w3.eth.get_balance(sender, "latest")) >= cost:
-                    return True
+            if int(rpc.call(self.w3, "eth_getBalance", [sender, "latest"]), 16) >= cost:
+                return True
         return False
 
     # ------------------------------------------------------------------ following
@@ -424,6 +423,15 @@ class TxSender:
             if request.status in FINAL_STATUSES or remaining <= 0:
                 return request
             time.sleep(min(self.policy.wait_interval_s, remaining))
+
+    def check(self, request_id: int) -> TxRequest | None:
+        """Settle one request now if the chain already has its outcome (an automining node mines on
+        receipt): its listeners hear of it at once instead of at the next poll. Never raises for an
+        unreachable node (the poll follows the request as usual)."""
+        try:
+            return self._advance(request_id, _ChainView(self.w3), grace_s=self.policy.unbroadcast_grace_s)
+        except ChainUnavailableError:
+            return None
 
     def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:
         """Poll every `interval_s` until `stop` is set. Meant for its own thread."""
