@@ -283,7 +283,7 @@ def _front_run(api: Api, agent_id: int, position_id: str, ladder: list[dict[str,
     )
     intents = api.services.intents
     data = intents.calldata(intents.built(agent_id, "UpdateExitLadder", theirs))
-    send_as_stranger(api.stack.w3, intents.router.address, data, 400_000, tip_gwei=50)
+    send_as_stranger(api.stack.w3, intents.router, data, 400_000, tip_gwei=50)
     rpc(api, "evm_mine")
     return str(r.json()["intentId"])
 

@@ -176,7 +176,7 @@ def test_a_waiting_intent_relayed_by_a_stranger_is_confirmed_without_a_transacti
         data = intents.calldata(intents.built(agent_id, "UpdateExitLadder", ladder))
         # Fees below the relayer's (Anvil orders its pool by them), so the predecessor runs first.
         base_fee = read_next_base_fee(w3)
-        theirs = send_as_stranger(w3, intents.router.address, data, 300_000, tip_gwei=0, max_fee=base_fee + 1)
+        theirs = send_as_stranger(w3, intents.router, data, 300_000, tip_gwei=0, max_fee=base_fee + 1)
         rpc(api, "evm_mine")
     finally:
         rpc(api, "evm_setAutomine", True)
