@@ -183,8 +183,25 @@ class Finalizer:
                 # Its nonce used by a different intent: the agent's next intents can still be mined.
                 strike = strikes_by_intent.get(intent_id)
                 error = self._error_of(step)
+                fields: dict[str, Any] = {}
+                if mined_hash and tx_status in (decisions.TxOutcome.MINED, decisions.TxOutcome.FAILED):
+                    # Mined and reverted (alone, or its item in the batch): the hash on the record, and
+                    # an error that says so, whatever the router's reason.
+                    fields["tx_hash"] = mined_hash
+                    error = error or {"code": "simulation_failed", "message": step.reason, "details": {}}
+                    error["details"] = {
+                        **error.get("details", {}),
+                        "onChain": "reverted" if tx_status == decisions.TxOutcome.FAILED else "item_failed",
+                        "transactionHash": mined_hash,
+                    }
                 if self.close(
-                    session, row, IntentState.FAILED, step.reason, error, nonce_unused=strike is None
+                    session,
+                    row,
+                    IntentState.FAILED,
+                    step.reason,
+                    error,
+                    nonce_unused=strike is None,
+                    **fields,
                 ):
                     finalized.append(intent_id)
                     self._count_failure(step, tx_status)
@@ -252,10 +269,11 @@ class Finalizer:
         error: dict[str, Any] | None,
         *,
         nonce_unused: bool = True,
+        **fields: Any,
     ) -> bool:
         """Reject or fail `row`; if its nonce stays unused, the agent's later waiting intents can never
         be mined: they are rejected now too, instead of left `received` for ever."""
-        if not transition(session, row, to, reason, error=error):
+        if not transition(session, row, to, reason, error=error, **fields):
             return False
         log.info("intent %s %s: %s", row.id, to, reason)
         if nonce_unused:
