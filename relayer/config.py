@@ -18,7 +18,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -30,6 +30,9 @@ from pydantic_settings import (
 )
 
 from relayer.devkeys import LOCAL_CHAIN_ID, OPERATOR_KEY, RELAYER_KEYS
+
+if TYPE_CHECKING:
+    from relayer.intents.strikes import StrikePolicy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "ALPHAGRID_"
@@ -115,6 +118,13 @@ class Settings(BaseSettings):
     # many such transactions may be on their way at once (what becomes ready meanwhile waits).
     batch_max_items: int = Field(default=64, ge=1, le=256)
     batch_max_in_flight: int = Field(default=1, ge=1, le=16)
+    # Front-running strikes (relayed intents that failed because the agent used their nonce for
+    # another intent): throttled past `strikes_throttle_after` within the hour, suspended past
+    # `strikes_suspend_after` within the day; 0 turns either off. `alphagrid agent clear-strikes`.
+    strikes_throttle_after: int = Field(default=3, ge=0)
+    strikes_throttle_window_s: int = Field(default=3600, gt=0)
+    strikes_suspend_after: int = Field(default=10, ge=0)
+    strikes_suspend_window_s: int = Field(default=86_400, gt=0)
     # Unauthenticated failed submits (malformed, unknown ids, bad signatures) per client address.
     unauthenticated_rate_per_s: float = Field(default=2.0, gt=0)
     unauthenticated_burst: int = Field(default=20, ge=1)
@@ -243,6 +253,17 @@ class Settings(BaseSettings):
         if relayer:
             keys[f"{PREFIX}RELAYER_KEYS"] = [k.get_secret_value() for k in self.relayer_keys]
         return keys
+
+    @property
+    def strike_policy(self) -> StrikePolicy:
+        from relayer.intents.strikes import StrikePolicy
+
+        return StrikePolicy(
+            throttle_after=self.strikes_throttle_after,
+            throttle_window_s=self.strikes_throttle_window_s,
+            suspend_after=self.strikes_suspend_after,
+            suspend_window_s=self.strikes_suspend_window_s,
+        )
 
     @property
     def manifest_path(self) -> Path:

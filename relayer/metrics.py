@@ -45,3 +45,17 @@ class Metrics:
         self.trigger_index_size = Gauge(
             "alphagrid_trigger_index_rules", "Armed rules in the keeper's trigger index", registry=registry
         )
+        self.intents_failed_after_simulation = Counter(
+            "alphagrid_intents_failed_after_simulation",
+            "Intents that passed the simulation before sending and then failed on chain, by the "
+            "router's reason (the chain moved between the simulation and the inclusion)",
+            ["reason"],
+            registry=registry,
+        )
+        self.exits_failed_after_simulation = Counter(
+            "alphagrid_exits_failed_after_simulation",
+            "Keeper exits that passed the simulation before sending and then failed or were skipped on "
+            "chain, by the router's reason",
+            ["reason"],
+            registry=registry,
+        )

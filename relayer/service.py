@@ -25,6 +25,7 @@ from relayer.chain.sender import SenderPolicy, TxSender
 from relayer.config import Settings
 from relayer.domain import calendar
 from relayer.indexer import Indexer
+from relayer.intents.claims import PositionClaims
 from relayer.intents.pipeline import BatchPolicy, IntentService
 from relayer.keeper.jobs import KeeperJobs
 from relayer.keeper.keeper import Keeper
@@ -146,6 +147,7 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         events=decoder,
         sessions=sessions,
     )
+    claims = PositionClaims()  # the dispatcher and the keeper never race on one position
     intents = IntentService(
         sessions=sessions,
         state=state,
@@ -157,6 +159,9 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
             max_in_flight=settings.batch_max_in_flight,
             enabled=settings.batch_max_items > 1,
         ),
+        claims=claims,
+        metrics=metrics,
+        strike_policy=settings.strike_policy,
     )
     keeper = Keeper(
         sessions=sessions,
@@ -165,6 +170,7 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         client=router,
         metrics=metrics,
         leader=make_leader(engine, sessions),
+        claims=claims,
     )
     return Services(
         settings=settings,

@@ -1,9 +1,10 @@
-"""`alphagrid agent register | set-track | set-allocation | activate | deactivate | show`."""
+"""`alphagrid agent register | set-track | set-allocation | activate | deactivate | show | clear-strikes`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +15,9 @@ from relayer.cli import inputs
 from relayer.cli.output import JsonOption, Output, fields
 from relayer.cli.session import Deployment, Session
 from relayer.cli.views import track_json
+
+if TYPE_CHECKING:
+    from relayer.config import Settings
 
 agent_app = typer.Typer(
     help="Agents: register them and change their track, allocation and status.", no_args_is_help=True
@@ -74,11 +78,44 @@ def _render(title: str, doc: dict[str, Any]) -> Any:
                         f"{doc['realizedPnlToday']} USDC (loss limit {doc['maxDailyLoss']})",
                     ),
                     ("next nonce", doc["nonce"]),
+                    *_status_fields(doc),
                 ],
             )
         )
 
     return render
+
+
+def _status_fields(doc: dict[str, Any]) -> list[tuple[str, Any]]:
+    status = doc.get("relayerStatus")
+    if "relayerStatus" not in doc:
+        return []
+    if status is None:
+        return [("relayer", "in good standing")]
+    return [("relayer", f"{status['status'].upper()} until {status['until']}: {status['reason']}")]
+
+
+def relayer_status(settings: Settings, agent_id: int) -> dict[str, Any] | None:
+    """Whether the relayer throttles or suspends the agent (its database's strikes); None when in good
+    standing or when there is no relayer database yet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from relayer.intents import strikes
+    from relayer.store.db import make_engine, make_session_factory
+    from relayer.store.models import utcnow
+
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            standing = strikes.standing_of(session, agent_id, utcnow(), settings.strike_policy)
+    except SQLAlchemyError:  # no relayer schema (yet) in that database
+        return None
+    finally:
+        engine.dispose()
+    return standing.to_json() if standing is not None else None
 
 
 @agent_app.command("register")
@@ -166,6 +203,32 @@ def activate(agent_id: AgentId, as_json: JsonOption = False) -> None:
 def show(agent_id: AgentId, as_json: JsonOption = False) -> None:
     """An agent's registration and today's counters, read from the chain."""
     out = Output(as_json)
-    dep = Session.load().deployment(signs="nothing")
+    session = Session.load()
+    dep = session.deployment(signs="nothing")
     doc = agent_json(dep, agent_id)
+    doc["relayerStatus"] = relayer_status(session.settings, agent_id)
     out.emit(doc, _render(f"Agent {agent_id}", doc))
+
+
+@agent_app.command("clear-strikes")
+def clear_strikes(agent_id: AgentId, as_json: JsonOption = False) -> None:
+    """Forget the agent's front-running strikes: lifts the relayer's throttling or suspension."""
+    from relayer.intents import strikes
+    from relayer.store.db import make_engine, make_session_factory
+    from relayer.store.migrate import upgrade
+
+    out = Output(as_json)
+    settings = Session.load().settings
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        with make_session_factory(engine).begin() as db:
+            cleared = strikes.clear(db, agent_id)
+    finally:
+        engine.dispose()
+    doc = {"agentId": agent_id, "cleared": cleared, "relayerStatus": None}
+
+    def render(console: Console) -> None:
+        console.print(f"Agent {agent_id}: {cleared} strike(s) cleared; in good standing with the relayer")
+
+    out.emit(doc, render)

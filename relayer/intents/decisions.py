@@ -6,6 +6,7 @@
 - `plan_batch`: which runs go into the next transaction, bounded by items and gas.
 - `screen`: after simulating a batch, which items stay and which are rejected (and why).
 - `settle_item`: an item's outcome once its transaction is final.
+- `hold_on_exits`: an agent's intents on a position a keeper exit is in flight for wait for it.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class Candidate:
     agent_id: int
     nonce: int
     primary_type: str
+    position_id: int | None = None  # the position it acts on (None: an open)
 
     @property
     def gas_budget(self) -> int:
@@ -240,3 +242,26 @@ def settle_item(
     if tx_status == TxOutcome.DROPPED:
         return LookUpNonce(Fail(f"the transaction was dropped: {drop_error or 'nonce consumed'}"))
     raise ValueError(f"not a final transaction status: {tx_status!r}")
+
+
+# ---------------------------------------------------------------------- hold_on_exits
+
+
+@dataclass(frozen=True)
+class HeldForExit:
+    """An intent on a position a keeper exit is in flight for: it stays `received` (and with it the
+    agent's later nonces) until the exit settles, instead of racing it and reverting."""
+
+    candidate: Candidate
+    position_id: int
+
+
+def hold_on_exits(
+    run: Sequence[Candidate], exits_in_flight: frozenset[int]
+) -> tuple[list[Candidate], HeldForExit | None]:
+    """Cut an agent's run of consecutive nonces at its first intent on a position with an exit in
+    flight. The items before it go; it and the agent's later items wait (their nonces come after it)."""
+    for index, c in enumerate(run):
+        if c.position_id is not None and c.position_id in exits_in_flight:
+            return list(run[:index]), HeldForExit(c, c.position_id)
+    return list(run), None

@@ -27,6 +27,7 @@ from relayer.chain.router import Revert, RevertKind, RouterClient, RouterReverte
 from relayer.errors import RelayerError
 from relayer.intents import decisions
 from relayer.intents.build import Built
+from relayer.intents.claims import PositionClaims, exits_pending
 from relayer.intents.decisions import (
     AgentQueue,
     BehindRefused,
@@ -81,6 +82,7 @@ class Dispatcher:
         policy: BatchPolicy | None = None,
         built_cache: Callable[[int], Built | None] = lambda _id: None,
         on_sent: Callable[[list[int]], None] = lambda _ids: None,
+        claims: PositionClaims | None = None,
     ) -> None:
         self.sessions = sessions
         self.prepare = prepare
@@ -90,6 +92,9 @@ class Dispatcher:
         self.policy = policy or BatchPolicy()
         self.built_cache = built_cache  # intents this process built at submit: no rebuild needed
         self.on_sent = on_sent  # told the intents a recorded transaction now carries
+        # Positions with a keeper exit on its way (shared with this process's keeper): intents on them
+        # wait (`decisions.hold_on_exits`), and the keeper waits for ours.
+        self.claims = claims or PositionClaims()
         self._wake = threading.Condition()
         self._reasons: set[str] = set()
         self._pass_lock = threading.Lock()
@@ -168,7 +173,7 @@ class Dispatcher:
             if self.in_flight(session) >= self.policy.max_in_flight:
                 return
             waiting = session.execute(
-                select(Intent.id, Intent.agent_id, Intent.nonce, Intent.primary_type)
+                select(Intent.id, Intent.agent_id, Intent.nonce, Intent.primary_type, Intent.position_id)
                 .where(Intent.status == IntentState.RECEIVED.value, Intent.tx_request_id.is_(None))
                 .order_by(Intent.id)
             ).all()
@@ -183,11 +188,16 @@ class Dispatcher:
                 )
                 .group_by(Intent.agent_id, Intent.status)
             ).all()
+            exits = self.claims.exits()
+            if any(r.position_id is not None for r in waiting):
+                exits = exits | exits_pending(session)  # sent by a keeper in any process
         submitted = {a for a, s, _n in facts if s == IntentState.SUBMITTED.value}
         confirmed = {a: int(n) for a, s, n in facts if s == IntentState.CONFIRMED.value}
         by_agent: dict[int, list[Candidate]] = defaultdict(list)
         for r in waiting:
-            by_agent[r.agent_id].append(Candidate(r.id, r.agent_id, int(r.nonce), r.primary_type))
+            by_agent[r.agent_id].append(
+                Candidate(r.id, r.agent_id, int(r.nonce), r.primary_type, r.position_id)
+            )
         now = self.prepare.chain_now()
         runs: list[list[Candidate]] = []
         for agent_id, candidates in by_agent.items():  # oldest first: `waiting` is in id order
@@ -201,7 +211,15 @@ class Dispatcher:
             )
             step = decisions.dispatch_step(queue)
             if isinstance(step, Send):
-                runs.append(candidates[: len(step.nonces)])
+                run, held = decisions.hold_on_exits(candidates[: len(step.nonces)], exits)
+                if held is not None:
+                    log.info(
+                        "intent %s held: an exit on position %s is in flight",
+                        held.candidate.intent_id,
+                        held.position_id,
+                    )
+                if run:
+                    runs.append(run)
             elif isinstance(step, Spent):
                 self._spent(candidates[0])
             elif isinstance(step, Gap):
@@ -233,6 +251,25 @@ class Dispatcher:
             return exc
 
     def _send(self, chosen: Sequence[Candidate]) -> None:
+        # The positions are ours from here until the transaction is recorded (then the database says
+        # so): the keeper holds its exits on them, and we drop what it claimed meanwhile.
+        positions = [c.position_id for c in chosen if c.position_id is not None]
+        refused = self.claims.claim_intents(positions)
+        try:
+            if refused:
+                chosen = _without_claimed(chosen, refused)
+            if chosen:
+                self._send_claimed(chosen)
+        finally:
+            self.claims.release_intents(p for p in positions if p not in refused)
+
+    def _send_claimed(self, chosen: Sequence[Candidate]) -> None:
+        # Funds first: nothing slow (a balance check is several calls to the node) sits between the
+        # final simulation and the broadcast, so the price the simulation saw is as fresh as it can be.
+        try:
+            self.prepare.ensure_funded(gas_limit(sum(c.gas_budget for c in chosen)))
+        except RelayerError:
+            return  # kept `received`: sent once the relayer's keys are funded again
         items: list[tuple[Candidate, Built]] = []
         for c in chosen:
             b = self._built(c)
@@ -275,10 +312,6 @@ class Dispatcher:
             break
         if not items:
             return
-        try:
-            self.prepare.ensure_funded(gas_limit(gas))
-        except RelayerError:
-            return  # kept `received`: sent once the relayer's keys are funded again
         try:
             request_id = self._record(items, data, gas)
         except _ConflictError:
@@ -394,3 +427,16 @@ class Dispatcher:
                 f"{step.predecessor_state}",
                 None,
             )
+
+
+def _without_claimed(chosen: Sequence[Candidate], exits: set[int]) -> list[Candidate]:
+    """The batch without the intents on positions an exit claimed since the pass began (and the same
+    agent's later items, whose nonces come after them)."""
+    out: list[Candidate] = []
+    stopped: set[int] = set()
+    for c in chosen:
+        if c.agent_id in stopped or (c.position_id is not None and c.position_id in exits):
+            stopped.add(c.agent_id)
+            continue
+        out.append(c)
+    return out

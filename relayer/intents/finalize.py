@@ -18,12 +18,13 @@ from relayer.chain import rpc
 from relayer.chain.events import DecodedLog
 from relayer.chain.router import NonceUseRecord, RouterClient
 from relayer.errors import RelayerError
-from relayer.intents import decisions
+from relayer.intents import decisions, strikes
 from relayer.intents.build import USDC_DECIMALS
 from relayer.intents.decisions import Confirm, Fail, ItemEvidence, LookUpNonce
 from relayer.intents.lifecycle import IntentState, transition
+from relayer.metrics import Metrics
 from relayer.state import ChainState
-from relayer.store.models import Intent, TxRequest
+from relayer.store.models import Intent, TxRequest, utcnow
 
 log = logging.getLogger("alphagrid.intents")
 
@@ -98,11 +99,13 @@ class Finalizer:
         state: ChainState,
         router: RouterClient,
         on_final: Callable[[list[int]], None],
+        metrics: Metrics | None = None,
     ) -> None:
         self.sessions = sessions
         self.state = state
         self.router = router
         self.on_final = on_final  # wakes the submits waiting for these intents, and the dispatcher
+        self.metrics = metrics
 
     # ------------------------------------------------------------------ settled transactions
 
@@ -148,6 +151,7 @@ class Finalizer:
             items = [(r.id, r.agent_id, r.nonce, r.digest.lower()) for r in rows]
         # Decide each item (reading the chain where the receipt cannot tell) before writing anything.
         plans: list[tuple[int, Confirm | Fail, Mapping[str, Any]]] = []
+        strikes_by_intent: dict[int, tuple[int, str]] = {}  # intent → (agent, why): front-run
         for intent_id, agent_id, nonce, digest in items:
             group = groups.get(digest)
             evidence = group.evidence if group is not None else ItemEvidence(False, None)
@@ -162,6 +166,9 @@ class Finalizer:
                     plans.append((intent_id, Confirm(found.tx_hash), self._foreign(found)))
                     continue
                 step = self._named(step.otherwise, mined_hash)
+                if found is not None:  # (the NonceMismatch of a batch item or a whole transaction)
+                    why = f"nonce {nonce} was used by a different intent ({found.digest}) in {found.tx_hash}"
+                    strikes_by_intent[intent_id] = (agent_id, why)
             plans.append((intent_id, step, {}))
         finalized: list[int] = []
         with self.sessions.begin() as session:
@@ -172,8 +179,34 @@ class Finalizer:
                 if isinstance(step, Confirm):
                     if self._confirm(session, row, step.tx_hash, extra.get("logs", ()), extra.get("block")):
                         finalized.append(intent_id)
-                elif self.close(session, row, IntentState.FAILED, step.reason, self._error_of(step)):
+                    continue
+                # Its nonce used by a different intent: the agent's next intents can still be mined.
+                strike = strikes_by_intent.get(intent_id)
+                error = self._error_of(step)
+                fields: dict[str, Any] = {}
+                if mined_hash and tx_status in (decisions.TxOutcome.MINED, decisions.TxOutcome.FAILED):
+                    # Mined and reverted (alone, or its item in the batch): the hash on the record, and
+                    # an error that says so, whatever the router's reason.
+                    fields["tx_hash"] = mined_hash
+                    error = error or {"code": "simulation_failed", "message": step.reason, "details": {}}
+                    error["details"] = {
+                        **error.get("details", {}),
+                        "onChain": "reverted" if tx_status == decisions.TxOutcome.FAILED else "item_failed",
+                        "transactionHash": mined_hash,
+                    }
+                if self.close(
+                    session,
+                    row,
+                    IntentState.FAILED,
+                    step.reason,
+                    error,
+                    nonce_unused=strike is None,
+                    **fields,
+                ):
                     finalized.append(intent_id)
+                    self._count_failure(step, tx_status)
+                    if strike is not None:
+                        strikes.record(session, strike[0], intent_id, strike[1], utcnow())
         if finalized:
             self.on_final(finalized)
         return len(finalized)
@@ -191,6 +224,17 @@ class Finalizer:
                     f"{fail.reason}: {cause.code} ({cause.name})", bytes.fromhex(cause.decoded.data[2:])
                 )
         return fail
+
+    def _failure_name(self, fail: Fail) -> str | None:
+        return self.router.decode_revert(fail.revert).name if fail.revert is not None else None
+
+    def _count_failure(self, fail: Fail, tx_status: str) -> None:
+        """A submitted intent passed its simulation: its failure on chain is counted, by reason."""
+        if self.metrics is None:
+            return
+        dropped = tx_status == decisions.TxOutcome.DROPPED
+        reason = self._failure_name(fail) or ("dropped" if dropped else "unknown")
+        self.metrics.intents_failed_after_simulation.labels(reason).inc()
 
     def _error_of(self, fail: Fail) -> dict[str, Any] | None:
         if fail.revert is None:
@@ -225,10 +269,11 @@ class Finalizer:
         error: dict[str, Any] | None,
         *,
         nonce_unused: bool = True,
+        **fields: Any,
     ) -> bool:
         """Reject or fail `row`; if its nonce stays unused, the agent's later waiting intents can never
         be mined: they are rejected now too, instead of left `received` for ever."""
-        if not transition(session, row, to, reason, error=error):
+        if not transition(session, row, to, reason, error=error, **fields):
             return False
         log.info("intent %s %s: %s", row.id, to, reason)
         if nonce_unused:

@@ -28,15 +28,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from relayer import eip712
 from relayer.chain.router import RouterClient, RouterRevertedError
 from relayer.errors import RelayerError, invalid_request
-from relayer.intents import checks, lifecycle
+from relayer.intents import checks, lifecycle, strikes
 from relayer.intents.build import Built
+from relayer.intents.claims import PositionClaims
 from relayer.intents.dispatcher import BatchPolicy, Dispatcher
 from relayer.intents.finalize import Finalizer
 from relayer.intents.lifecycle import IntentState, intent_json
 from relayer.intents.prepare import SUBMIT_FACTS_TTL_S, UNSIMULATED_GAS, Preparer, gas_limit, parse_body
+from relayer.intents.strikes import Standing, StrikePolicy
 from relayer.intents.waiting import Answer, SubmitResult, Waiters, answer
+from relayer.metrics import Metrics
 from relayer.state import AgentInfo, ChainState
-from relayer.store.models import Intent, TxRequest
+from relayer.store.models import Intent, TxRequest, utcnow
 
 __all__ = ["Answer", "BatchPolicy", "IntentService", "SubmitResult", "intent_json", "parse_body"]
 
@@ -67,8 +70,12 @@ class IntentService:
         router: RouterClient,
         policy: BatchPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        claims: PositionClaims | None = None,
+        metrics: Metrics | None = None,
+        strike_policy: StrikePolicy | None = None,
     ) -> None:
         self.sessions = sessions
+        self.strike_policy = strike_policy or StrikePolicy()
         self.state = state
         self.domain = domain
         self.sender = sender
@@ -78,7 +85,9 @@ class IntentService:
             state=state, domain=domain, router=router, can_pay=sender.can_pay, clock=clock
         )
         self.waiters = Waiters()
-        self.finalizer = Finalizer(sessions=sessions, state=state, router=router, on_final=self._on_final)
+        self.finalizer = Finalizer(
+            sessions=sessions, state=state, router=router, on_final=self._on_final, metrics=metrics
+        )
         self._built: dict[int, Built] = {}
         self._built_lock = threading.Lock()
         self.dispatcher = Dispatcher(
@@ -90,6 +99,7 @@ class IntentService:
             policy=policy,
             built_cache=self._take_built,
             on_sent=self.waiters.wake,
+            claims=claims,
         )
         sender.add_listener(self.tx_settled)
 
@@ -118,6 +128,11 @@ class IntentService:
             existing = self._existing(session, b.agent.agent_id, digest, idempotency_key)
             if existing is not None:
                 return SubmitResult(Answer.EXISTING, intent_json(existing))
+            # An agent that keeps front-running its own intents is throttled, then suspended.
+            now = utcnow()
+            standing = strikes.standing_of(session, b.agent.agent_id, now, self.strike_policy)
+            if standing is not None and checks.signature_error(b, self.domain) is None:
+                raise standing.error(b.agent.agent_id, now)  # (a stranger's post gets its own answer)
             ctx = self.context(session, b.agent, self.chain_now())
         gas = 0
         try:
@@ -167,6 +182,11 @@ class IntentService:
             )
         finally:
             self.waiters.unwatch(intent_id)
+
+    def standing(self, agent_id: int) -> Standing | None:
+        """Whether the relayer throttles or suspends the agent (its front-running strikes)."""
+        with self.sessions() as session:
+            return strikes.standing_of(session, agent_id, utcnow(), self.strike_policy)
 
     def _take_built(self, intent_id: int) -> Built | None:
         with self._built_lock:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from relayer.chain.router import Revert, RouterClient, RouterRevertedError
 from relayer.chain.sender import TxSender
 from relayer.domain.exits import Fire, PositionState, decide_exits
 from relayer.errors import ChainUnavailableError
+from relayer.intents.claims import PositionClaims, intents_submitted
 from relayer.keeper.index import TriggerIndex
 from relayer.keeper.leader import Leadership
 from relayer.metrics import Metrics
@@ -48,8 +49,16 @@ log = logging.getLogger("alphagrid.keeper")
 GAS_MARGIN = 1.3
 GAS_HEADROOM = 40_000
 FOLLOW_INTERVAL_S = 0.05
-# What one exit may cost inside executeExits, to split a step's exits by gas (bench/gas.md).
-EXIT_GAS_BUDGET = 120_000
+# What one exit may cost inside executeExits (bench/gas.md: ~64k for a stop that closes, a few tens
+# of thousands more per extra rule), with room to spare: a batch's gas limit is the sum of its items'
+# budgets, so no estimate (a binary search re-running the whole batch) sits between the simulation
+# and the broadcast. An exit is deterministic (no signatures, no third-party code but the venue's).
+EXIT_GAS_BASE = 110_000
+EXIT_GAS_PER_RULE = 50_000
+
+
+def exit_gas_budget(fires: Sequence[Fire]) -> int:
+    return EXIT_GAS_BASE + EXIT_GAS_PER_RULE * max(len(fires), 1)
 # An exit in flight that another process sent (found in the database after a takeover) is checked on
 # the node at most this often; once the node no longer knows any of its hashes, it is let go.
 FOREIGN_CHECK_S = 1.0
@@ -83,6 +92,20 @@ def decide(
         PositionState(p.size, p.cost_basis, p.fired_mask, token_decimals), p.rules, price.price, spread_bps
     )
     return fires or Hold("not triggered")
+
+
+def hold_for_intents(positions: Sequence[int], intents: Mapping[int, int | None]) -> dict[int, Hold]:
+    """The exits to hold because an intent on their position is on its way (`intents`: position → the
+    intent's id, None while it is being sent): the two would race, and one would revert. The exit
+    goes once the intent settled, judged on the state it leaves behind. Pure."""
+    held: dict[int, Hold] = {}
+    for position_id in positions:
+        if position_id not in intents:
+            continue
+        intent_id = intents[position_id]
+        which = f"intent {intent_id}" if intent_id is not None else "an intent being sent"
+        held[position_id] = Hold(f"an intent on the position is in flight ({which}): fired once it settles")
+    return held
 
 
 @dataclass
@@ -140,14 +163,20 @@ class Keeper:
     backoff_s: float = 1.0
     # Exits per executeExits transaction: every exit one price update crosses goes out together,
     # split by items and by gas (SPEC §5.1). 1: one executeExit per position.
-    batch_max_items: int = 100
-    batch_max_gas: int = 12_000_000
+    batch_max_items: int = 250
+    batch_max_gas: int = 24_000_000
     clock: Callable[[], float] = time.time
     index: TriggerIndex = field(default_factory=TriggerIndex)
     _queue: queue.SimpleQueue[tuple[str, Any, float]] = field(default_factory=queue.SimpleQueue)
     _in_flight: dict[int, InFlight] = field(default_factory=dict)
     _retries: dict[int, RetryState] = field(default_factory=dict)
     _held_round: dict[int, int] = field(default_factory=dict)  # position → stale round audited
+    # Positions whose exit waits for an intent in flight on them → the hold audited (once per intent).
+    _held_for_intent: dict[int, str] = field(default_factory=dict)
+    # Shared with the intent dispatcher of this process: a position is claimed for an exit from its
+    # simulation until it settles; the dispatcher holds the intents on it, and the keeper its exits on
+    # positions the dispatcher claimed.
+    claims: PositionClaims = field(default_factory=PositionClaims)
     # Look at every token's current price on the next leading step: set on taking leadership (what
     # happened while following was drained unevaluated) and after a failed step.
     _resync: bool = True
@@ -222,6 +251,13 @@ class Keeper:
             due = self.evaluate_position(position_id, seen) if position_id not in ready else None
             if due is not None:
                 ready[position_id] = due
+        for position_id in list(self._held_for_intent):  # waiting for an intent: looked at again
+            if position_id not in ready and position_id not in positions:
+                due = self.evaluate_position(position_id, time.monotonic())
+                if due is None:
+                    del self._held_for_intent[position_id]  # nothing to fire any more
+                else:
+                    ready[position_id] = due
         for position_id, retry in list(self._retries.items()):
             if position_id in ready or retry.gave_up or retry.not_before > time.monotonic():
                 continue
@@ -234,7 +270,7 @@ class Keeper:
     def next_due(self, idle_s: float) -> float:
         """Seconds until the next step has work that no event will announce: exits in flight to
         follow (a revert leaves no event), or a retry coming due; `idle_s` otherwise."""
-        if self._in_flight:
+        if self._in_flight or self._held_for_intent:
             return min(FOLLOW_INTERVAL_S, idle_s)
         due = [r.not_before for r in self._retries.values() if not r.gave_up]
         if due:
@@ -314,18 +350,58 @@ class Keeper:
     def fire(self, ready: Sequence[Ready]) -> None:
         """Simulates and sends the step's exits: one alone through executeExit, several together
         through executeExits, split by items and gas; an item the simulation refuses is held or
-        failed on its own (its reason), the rest go."""
+        failed on its own (its reason), the rest go. An exit on a position an intent is in flight on
+        is held until the intent settles (`hold_for_intents`)."""
+        claimed = [r.position.position_id for r in ready]
+        busy: dict[int, int | None] = dict.fromkeys(self.claims.claim_exits(claimed))
+        with self.sessions() as session:
+            busy.update(intents_submitted(session, claimed))
+        try:
+            holds = hold_for_intents(claimed, busy)
+            for r in ready:
+                hold = holds.get(r.position.position_id)
+                if hold is not None:
+                    self._hold_for_intent(r, hold, busy[r.position.position_id])
+            for r in ready:
+                if r.position.position_id not in holds:
+                    self._held_for_intent.pop(r.position.position_id, None)
+            self._fire([r for r in ready if r.position.position_id not in holds])
+        finally:
+            self.claims.release_exits(p for p in claimed if p not in self._in_flight)
+
+    def _hold_for_intent(self, r: Ready, hold: Hold, intent_id: int | None) -> None:
+        """Audited once per intent; the step looks at the position again until the intent settled."""
+        position_id = r.position.position_id
+        key = str(intent_id) if intent_id is not None else "sending"
+        before = self._held_for_intent.get(position_id)
+        if before is None or (before != key and key != "sending" and before != "sending"):
+            self._audit(r.position, r.fires, r.price, "held", hold.reason)
+        self._held_for_intent[position_id] = key
+
+    def _fire(self, ready: Sequence[Ready]) -> None:
+        if not ready:
+            return
         if len(ready) == 1 or self.batch_max_items <= 1:
             for r in ready:
                 self._fire_one(r)
             return
-        size = max(1, min(self.batch_max_items, self.batch_max_gas // EXIT_GAS_BUDGET))
-        for start in range(0, len(ready), size):
-            chunk = ready[start : start + size]
-            if len(chunk) == 1:
-                self._fire_one(chunk[0])
-            else:
-                self._fire_batch(list(chunk))
+        chunk: list[Ready] = []
+        gas = 0
+        for r in ready:
+            budget = exit_gas_budget(r.fires)
+            if chunk and (len(chunk) >= self.batch_max_items or gas + budget > self.batch_max_gas):
+                self._fire_chunk(chunk)
+                chunk, gas = [], 0
+            chunk.append(r)
+            gas += budget
+        if chunk:
+            self._fire_chunk(chunk)
+
+    def _fire_chunk(self, chunk: list[Ready]) -> None:
+        if len(chunk) == 1:
+            self._fire_one(chunk[0])
+        else:
+            self._fire_batch(chunk)
 
     def _fire_one(self, r: Ready) -> None:
         data = calls.execute_exit(r.position.position_id, r.position.rules)
@@ -354,7 +430,6 @@ class Keeper:
                 return
             if len(keep) < len(chunk):
                 data = calls.execute_exits([(r.position.position_id, r.position.rules) for r in keep])
-            gas = self.client.estimate_gas(data)
         except ChainUnavailableError as exc:
             for r in chunk:
                 self._failed(r.position, r.fires, r.price, f"simulation impossible: {exc.message}")
@@ -363,7 +438,7 @@ class Keeper:
             for r in chunk:
                 self._refused(r, exc.revert)
             return
-        self._send(keep, data, gas)
+        self._send(keep, data, sum(exit_gas_budget(r.fires) for r in keep), budgeted=True)
 
     def _refused(self, r: Ready, revert: Revert) -> None:
         """The simulation says no: the chain ahead of the keeper's view is a hold, the rest a failure."""
@@ -375,8 +450,8 @@ class Keeper:
             return
         self._failed(r.position, r.fires, r.price, f"simulation reverted: {revert.describe()}")
 
-    def _send(self, items: Sequence[Ready], data: bytes, gas: int) -> None:
-        gas_limit = int(gas * GAS_MARGIN) + GAS_HEADROOM
+    def _send(self, items: Sequence[Ready], data: bytes, gas: int, *, budgeted: bool = False) -> None:
+        gas_limit = gas if budgeted else int(gas * GAS_MARGIN) + GAS_HEADROOM
         try:
             request = self.sender.submit(
                 to=self.client.address, data=data, gas_limit=gas_limit, purpose="exit"
@@ -409,12 +484,14 @@ class Keeper:
                     continue  # judge it by the state its block leaves behind
                 p = self.state.positions.get(position_id)
             del self._in_flight[position_id]
+            self.claims.release_exits([position_id])
             settled.append(position_id)
             if p is None:
                 continue
             skipped = self._skipped(mined_hash, position_id) if status == "mined" else None
             if skipped is not None:
                 # Its item in the batch was skipped on chain (ExitSkipped): judged as a simulation is.
+                self._count_after_simulation(flight, skipped.name)
                 self._refused(
                     Ready(p, flight.fires, flight.price, flight.observed_at, self._retries.get(position_id)),
                     skipped,
@@ -429,13 +506,29 @@ class Keeper:
             elif status == "released":  # nothing to audit: the next evaluation decides afresh
                 log.info("exit for position %s let go: %s", position_id, error)
             elif not p.open or p.exits_hash != flight.exits_hash:
+                self._count_after_simulation(flight, self._reverted_with(status, mined_hash))
                 self._retries.pop(position_id, None)
                 why = "the position was closed" if not p.open else "the ladder was replaced (LadderMismatch)"
                 outcome_text = f"transaction {status}: {why} before it was included"
                 self._audit(p, flight.fires, flight.price, "superseded", outcome_text, mined_hash)
             else:
+                self._count_after_simulation(flight, self._reverted_with(status, mined_hash))
                 self._failed(p, flight.fires, flight.price, f"transaction {status}: {error or mined_hash}")
         return settled
+
+    def _count_after_simulation(self, flight: InFlight, reason: str) -> None:
+        """An exit this keeper simulated and sent that did not execute on chain, by reason."""
+        if not flight.recovered:
+            self.metrics.exits_failed_after_simulation.labels(reason).inc()
+
+    def _reverted_with(self, status: str, mined_hash: str | None) -> str:
+        if status != "failed" or mined_hash is None:
+            return status  # dropped
+        try:
+            cause = self.client.replay(mined_hash)
+        except ChainUnavailableError:
+            cause = None
+        return cause.name if cause is not None else "reverted"
 
     def _outcome(self, flight: InFlight) -> tuple[str, str | None, str | None, int | None] | None:
         """(status, mined hash, error, block) once the exit's transaction is settled; None while not."""

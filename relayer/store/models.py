@@ -274,6 +274,21 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class AgentStrike(Base):
+    """A relayer transaction (or batch item) that failed because the agent's nonce was used by a
+    different intent: the agent front-ran its own intent. Counted to throttle, then suspend, the
+    agent (`intents.strikes`); an operator clears them (`alphagrid agent clear-strikes`)."""
+
+    __tablename__ = "agent_strikes"
+    __table_args__ = (Index("ix_agent_strikes_agent", "agent_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer)
+    intent_id: Mapped[int] = mapped_column(Integer, unique=True)  # one strike per failed intent
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 # ---------------------------------------------------------------------- operators: keys, webhooks
 
 

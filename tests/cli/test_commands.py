@@ -9,7 +9,11 @@ from eth_account import Account
 from web3 import Web3
 
 from relayer.chain.anvil import free_port
+from relayer.intents import strikes
 from relayer.manifest import Manifest
+from relayer.store.db import make_engine, make_session_factory
+from relayer.store.migrate import upgrade
+from relayer.store.models import utcnow
 
 from .conftest import Chain, fails, invoke, ok_json
 
@@ -317,3 +321,25 @@ def test_usage_errors_are_one_line(chain: Chain) -> None:
     line = fails(["vault", "create", "--bogus"], chain.env, 2)
     assert line.startswith("error: No such option: --bogus") and "alphagrid vault create --help" in line
     assert fails(["nonsense"], chain.env, 2).startswith("error: No such command")
+
+
+def test_agent_show_and_clear_strikes(chain: Chain, tmp_path: Path) -> None:
+    """The relayer's throttling of an agent that front-runs its intents (its database's strikes) is
+    shown by `agent show`, and `agent clear-strikes` lifts it."""
+    url = f"sqlite:///{tmp_path / 'relayer.db'}"
+    env = {**chain.env, "ALPHAGRID_DATABASE_URL": url}
+    assert ok_json(["agent", "show", "1"], env)["relayerStatus"] is None  # no relayer database yet
+    engine = make_engine(url)
+    upgrade(engine)
+    with make_session_factory(engine).begin() as session:
+        for intent_id in (11, 12, 13):
+            strikes.record(session, 1, intent_id, "nonce used by a different intent", utcnow())
+    engine.dispose()
+    status = ok_json(["agent", "show", "1"], env)["relayerStatus"]
+    assert status["status"] == "throttled" and "3 of its relayed intents" in status["reason"], status
+    human = invoke(["agent", "show", "1"], env)
+    assert human.exit_code == 0 and "THROTTLED until" in human.stdout
+    assert ok_json(["agent", "show", "2"], env)["relayerStatus"] is None
+    cleared = ok_json(["agent", "clear-strikes", "1"], env)
+    assert cleared == {"agentId": 1, "cleared": 3, "relayerStatus": None}
+    assert ok_json(["agent", "show", "1"], env)["relayerStatus"] is None

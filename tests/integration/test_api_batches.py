@@ -207,6 +207,12 @@ def test_an_item_that_fails_on_chain_fails_alone(api: Api) -> None:
     kept = [record(api, a, answers[a].json()["intentId"]) for a in (a1, a3)]
     assert [r["status"] for r in kept] == ["confirmed", "confirmed"], kept
     assert failed["batch"]["transactionHash"] == kept[0]["transactionHash"]
+    assert failed["transactionHash"] == kept[0]["transactionHash"]  # the hash it failed in
+    with api.services.sessions() as session:
+        row = session.get(Intent, int(failed["intentId"]))
+        assert row is not None and row.error is not None
+        assert row.error["code"] == "agent_inactive", row.error
+        assert row.error["details"]["onChain"] == "item_failed", row.error
     assert nonces_used(api, a2) == []
     assert [nonces_used(api, a) for a in (a1, a3)] == [[0], [0]]
     with api.services.sessions() as session:

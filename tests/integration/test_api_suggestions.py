@@ -116,10 +116,10 @@ def test_rate_limited_suggests_how_long_to_wait(api: Api) -> None:
     agent_id, _ = api.agent(0)
     api.services.limiter = RateLimiter(rate_per_s=0.25, burst=1)
     _q, first = signed(api, 0, "OpenPosition", symbol="NVDA", usdcAmount="100", exits=LADDER)
-    _q, second = signed(api, 0, "OpenPosition", symbol="AAPL", usdcAmount="100", exits=LADDER)
-    second = {**second, "nonce": first["nonce"] + 1}  # not signed for this nonce: only the 429 counts
     accepted = submit(api, agent_id, "OpenPosition", first, headers={"Prefer": "wait=0"})
     assert accepted.status_code in (201, 202), accepted.text
+    # Signed by the agent for its next nonce: only the agent's own intents spend its budget.
+    _q, second = signed(api, 0, "OpenPosition", symbol="AAPL", usdcAmount="100", exits=LADDER)
     r = submit(api, agent_id, "OpenPosition", second)
     fix = suggestion(r, 429, "rate_limited")
     assert 0 < fix["retryAfterS"] <= 4 and r.headers["Retry-After"] == str(math.ceil(fix["retryAfterS"]))

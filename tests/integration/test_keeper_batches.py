@@ -35,6 +35,13 @@ def test_one_price_update_crossing_many_stops_closes_them_in_one_transaction(api
             timeout_s=30,
         )
         assert _position_of(api, agent_id, position_id)["size"] == "0"
+    for agent_id, position_id in positions:
+
+        def audited(a: int = agent_id, pid: str = position_id) -> bool:
+            audit = _position_of(api, a, pid)["audit"]
+            return any(x["action"] == "confirmed" for x in audit)  # type: ignore[attr-defined]
+
+        _wait(audited, "the keeper to audit the outcome", timeout_s=30)
     requests = _exit_requests(api)
     assert len(requests) == 1, [(r.id, r.data[:10]) for r in requests]
     mined = requests[0].mined_hash

@@ -22,4 +22,8 @@ def get_agent(agent_id: AgentIdPath, services: ServicesDep) -> JSONResponse:
     with services.sessions() as session, services.state.read():
         agent = agent_of(services.state, agent_id)
         next_nonce = services.intents.context(session, agent, now).expected_nonce
-        return public(agent_json(services.state, agent, now, next_nonce))
+        doc = agent_json(services.state, agent, now, next_nonce)
+    # Additive: whether the relayer throttles or suspends the agent for front-running its intents.
+    standing = services.intents.standing(agent.agent_id)
+    doc["relayerStatus"] = standing.to_json() if standing is not None else None
+    return public(doc)

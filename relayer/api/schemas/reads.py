@@ -118,6 +118,17 @@ class AgentPublic(Public):
     realizedPnlToday: Decimal
     limits: LimitsPublic
     nextNonce: int = Field(description="The nonce to sign next, counting intents in flight.")
+    relayerStatus: RelayerStatusPublic | None = Field(
+        default=None,
+        description="Set while the relayer throttles or suspends the agent (its relayed intents kept "
+        "failing because it used their nonces for other intents); null in good standing.",
+    )
+
+
+class RelayerStatusPublic(Public):
+    status: Literal["throttled", "suspended"]
+    reason: str
+    until: str = Field(description="ISO 8601 time the refusal ends unless more strikes come.")
 
 
 class LadderRulePublic(Public):

@@ -11,6 +11,7 @@ from relayer.intents.decisions import (
     Confirm,
     Fail,
     Gap,
+    HeldForExit,
     ItemEvidence,
     LookUpNonce,
     Orphaned,
@@ -21,6 +22,7 @@ from relayer.intents.decisions import (
     Wait,
     dispatch_step,
     gap_step,
+    hold_on_exits,
     plan_batch,
     screen,
     settle_item,
@@ -198,3 +200,37 @@ def test_settle_item_dropped_names_why() -> None:
 def test_settle_item_refuses_a_status_that_is_not_final() -> None:
     with pytest.raises(ValueError):
         settle_item("pending", None, ItemEvidence(False, None))
+
+
+# ---------------------------------------------------------------------- hold_on_exits
+
+
+def c(intent_id: int, agent_id: int, nonce: int, position_id: int | None) -> Candidate:
+    kind = "OpenPosition" if position_id is None else "ReducePosition"
+    return Candidate(intent_id, agent_id, nonce, kind, position_id)
+
+
+def test_hold_on_exits_nothing_in_flight_sends_the_whole_run() -> None:
+    run = [c(1, 7, 0, None), c(2, 7, 1, 5)]
+    assert hold_on_exits(run, frozenset()) == (run, None)
+
+
+def test_hold_on_exits_other_positions_do_not_hold() -> None:
+    run = [c(1, 7, 0, 4), c(2, 7, 1, 6)]
+    assert hold_on_exits(run, frozenset({5})) == (run, None)
+
+
+def test_hold_on_exits_first_intent_on_the_position_holds_the_run() -> None:
+    run = [c(1, 7, 0, 5), c(2, 7, 1, None)]
+    assert hold_on_exits(run, frozenset({5})) == ([], HeldForExit(run[0], 5))
+
+
+def test_hold_on_exits_cuts_the_run_at_the_first_conflict() -> None:
+    # The open (nonce 0) goes; the reduce on position 5 and everything after it (nonces) wait.
+    run = [c(1, 7, 0, None), c(2, 7, 1, 5), c(3, 7, 2, 4)]
+    assert hold_on_exits(run, frozenset({5})) == ([run[0]], HeldForExit(run[1], 5))
+
+
+def test_hold_on_exits_an_open_never_waits_for_an_exit() -> None:
+    run = [c(1, 7, 0, None)]
+    assert hold_on_exits(run, frozenset({1, 2, 3})) == (run, None)
