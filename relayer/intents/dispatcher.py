@@ -27,6 +27,7 @@ from relayer.chain.router import Revert, RevertKind, RouterClient, RouterReverte
 from relayer.errors import RelayerError
 from relayer.intents import decisions
 from relayer.intents.build import Built
+from relayer.intents.checks import DEADLINE_MARGIN_S
 from relayer.intents.decisions import (
     AgentQueue,
     BehindRefused,
@@ -38,7 +39,7 @@ from relayer.intents.decisions import (
     Wait,
 )
 from relayer.intents.finalize import Finalizer
-from relayer.intents.lifecycle import IntentState, transition
+from relayer.intents.lifecycle import HOLDS_NONCE, IntentState, transition
 from relayer.intents.prepare import Preparer, gas_limit
 from relayer.store.models import Intent, TxRequest
 
@@ -114,7 +115,38 @@ class Dispatcher:
         with self._pass_lock:
             self.finalizer.finalize_settled()
             self.finalizer.follow_reorgs()
+            self.expire_approvals()
             self.dispatch()
+
+    # ------------------------------------------------------------------ approvals past their deadline
+
+    def expire_approvals(self) -> int:
+        """Silence is never consent (SPEC §5.5): an intent still pending approval when its deadline can
+        no longer be met is rejected `deadline_expired` (one indexed query per pass)."""
+        from relayer.operators import approvals  # the operators layer sits above the pipeline
+
+        now = self.prepare.chain_now()
+        with self.sessions() as session:
+            ids = session.scalars(
+                select(Intent.id).where(
+                    Intent.status == IntentState.PENDING_APPROVAL.value,
+                    Intent.deadline < now + DEADLINE_MARGIN_S,
+                )
+            ).all()
+        expired: list[int] = []
+        for intent_id in ids:
+            with self.sessions.begin() as session:
+                row = session.get(Intent, intent_id)
+                if (
+                    row is not None
+                    and row.status == IntentState.PENDING_APPROVAL
+                    and approvals.expire(session, row, now)
+                ):
+                    expired.append(intent_id)
+        if expired:
+            log.info("approvals expired undecided: intents %s", expired)
+            self.finalizer.on_final(expired)
+        return len(expired)
 
     # ------------------------------------------------------------------ one batch
 
@@ -133,12 +165,13 @@ class Dispatcher:
             if self.in_flight(session) >= self.policy.max_in_flight:
                 return
             waiting = session.execute(
-                select(Intent.id, Intent.agent_id, Intent.nonce, Intent.primary_type)
+                select(Intent.id, Intent.agent_id, Intent.nonce, Intent.primary_type, Intent.approval)
                 .where(Intent.status == IntentState.RECEIVED.value, Intent.tx_request_id.is_(None))
                 .order_by(Intent.id)
             ).all()
             if not waiting:
                 return
+            approved = {r.id for r in waiting if r.approval is not None}
             agents = sorted({r.agent_id for r in waiting})
             facts = session.execute(
                 select(Intent.agent_id, Intent.status, func.max(Intent.nonce))
@@ -182,7 +215,7 @@ class Dispatcher:
             self.prepare.ensure_chain()
         except RelayerError:
             return  # kept `received`: sent once the node is back on our chain
-        self._send(chosen)
+        self._send(chosen, approved)
 
     def _built(self, c: Candidate) -> Built | RelayerError:
         cached = self.built_cache(c.intent_id)
@@ -197,10 +230,12 @@ class Dispatcher:
         except RelayerError as exc:
             return exc
 
-    def _send(self, chosen: Sequence[Candidate]) -> None:
+    def _send(self, chosen: Sequence[Candidate], approved: frozenset[int] | set[int] = frozenset()) -> None:
         items: list[tuple[Candidate, Built]] = []
         for c in chosen:
             b = self._built(c)
+            if not isinstance(b, RelayerError) and c.intent_id in approved:
+                b = self._checked_again(c, b)
             if isinstance(b, RelayerError):
                 self._reject(c, b)
                 continue
@@ -250,6 +285,14 @@ class Dispatcher:
             return  # another dispatcher (or a finalizer) moved an item: the next pass redoes it
         self.sender.broadcast(request_id)
         self.on_sent([c.intent_id for c, _b in items])
+
+    def _checked_again(self, c: Candidate, b: Built) -> Built | RelayerError:
+        """An intent that waited for a human approval is judged on the state of the moment it is sent
+        (behind its predecessors only), whoever approved it and however long ago."""
+        with self.sessions() as session:
+            ctx = self.prepare.context(session, b.agent, self.prepare.chain_now(), before_nonce=c.nonce)
+        error = self.prepare.first_failure(b, ctx)
+        return b if error is None else error
 
     def _record(self, items: Sequence[tuple[Candidate, Built]], data: bytes, gas: int) -> int:
         """One database transaction: the transaction request and every item's move to `submitted`."""
@@ -335,7 +378,7 @@ class Dispatcher:
                         Intent.agent_id == c.agent_id,
                         Intent.nonce >= next_nonce,
                         Intent.nonce < c.nonce,
-                        Intent.status.in_((IntentState.SUBMITTED.value, IntentState.CONFIRMED.value)),
+                        Intent.status.in_([s.value for s in HOLDS_NONCE]),
                     )
                     .limit(1)
                 )
