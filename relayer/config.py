@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     # The chain on which Anvil's public keys (and unset keys, which default to them) may sign.
     dev_chain_id: int = LOCAL_CHAIN_ID
     max_price_age_s: int = Field(default=3600, gt=0)
+    # The exchange calendar behind `nextOpen` (GET /prices); empty: no calendar, `nextOpen` is null.
+    market_calendar: str = "XNYS"
     keeper: bool = True
     # Blocks behind the head the indexer reads, and the depth the sender re-checks mined blocks to
     # (reorgs); 0 on a local Anvil, which never reorganizes by itself.

@@ -31,11 +31,15 @@ from relayer.chain.admin import CONTRACT_NAMES, PRICE_DECIMALS, USDC_DECIMALS, A
 from relayer.chain.anvil import Anvil, PortInUseError, foundry_binary, port_is_free
 from relayer.chain.seed import SeedPlan, seed_local
 from relayer.config import REPO_ROOT, Settings
+from relayer.domain.calendar import exchange_calendar
 from relayer.feed import (
     LOCAL_FEEDER_KEY,
+    AlwaysOpen,
+    CalendarSessions,
     OraclePusher,
     PriceFeed,
     RandomWalk,
+    Sessions,
     current_prices,
     grant_feeder,
 )
@@ -151,6 +155,9 @@ class StackOptions:
     block_time_s: int | None = None
     feed_interval_s: float = 5.0
     feed_volatility_bps: int = 25
+    # The feed's sessions: None keeps the market always open (Regular), so a demo trades at any hour;
+    # an exchange code (XNYS) follows that calendar (`alphagrid up --calendar XNYS`).
+    feed_calendar: str | None = None
     plan: SeedPlan = field(default_factory=SeedPlan)
 
 
@@ -251,7 +258,17 @@ class LocalStack:
         walk = RandomWalk(
             current_prices(feeder, manifest.tokens), self.options.feed_volatility_bps, random.Random()
         )
-        return PriceFeed(walk, OraclePusher(feeder, manifest.tokens), interval_s=self.options.feed_interval_s)
+        sessions: Sessions = (
+            CalendarSessions(exchange_calendar(self.options.feed_calendar))
+            if self.options.feed_calendar
+            else AlwaysOpen()
+        )
+        return PriceFeed(
+            walk,
+            OraclePusher(feeder, manifest.tokens, per_token=True),
+            interval_s=self.options.feed_interval_s,
+            sessions=sessions,
+        )
 
     def failure(self) -> str | None:
         with self._lock:
@@ -319,6 +336,11 @@ class LocalStack:
                 "running": self.feed is not None,
                 "intervalS": self.options.feed_interval_s if self.feed else None,
                 "volatilityBps": self.options.feed_volatility_bps if self.feed else None,
+                "sessions": (
+                    f"calendar {self.options.feed_calendar}" if self.options.feed_calendar else "always-open"
+                )
+                if self.feed
+                else None,
                 "signer": self.feeder_address,
             },
             "blockTimeS": self.options.block_time_s,

@@ -23,6 +23,7 @@ from relayer.chain.events import EventDecoder
 from relayer.chain.router import RouterClient
 from relayer.chain.sender import SenderPolicy, TxSender
 from relayer.config import Settings
+from relayer.domain import calendar
 from relayer.indexer import Indexer
 from relayer.intents.pipeline import BatchPolicy, IntentService
 from relayer.keeper.jobs import KeeperJobs
@@ -69,6 +70,7 @@ class Services:
 
     def start(self) -> None:
         """Catches up with the chain, reconciles transactions, then starts the workers."""
+        calendar.warm(self.settings.market_calendar)  # nextOpen on /prices, loaded in the background
         self.indexer.bootstrap()
         if self.settings.keeper:
             self.keeper.load()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from relayer.chain.events import DecodedLog
 from relayer.domain.limits import utc_day
+from relayer.domain.market import MarketStatus, MultiplierSchedule
 from relayer.domain.track import Track
 from relayer.eip712 import ExitRule, TriggerType
 
@@ -41,6 +42,17 @@ class PriceInfo:
     price: int
     updated_at: int
     round_id: int
+
+
+@dataclass(frozen=True)
+class SharePriceInfo:
+    """The latest round as quoted: per share, and the multiplier (epoch) it was quoted under."""
+
+    share_price: int
+    multiplier: int
+    epoch: int
+    round_id: int
+    status: MarketStatus  # the market status the price was quoted in
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,10 @@ class ChainState:
     tokens: dict[str, TokenInfo] = field(default_factory=dict)  # by checksum address
     symbols: dict[str, str] = field(default_factory=dict)  # symbol → address
     allowed: set[tuple[int, str]] = field(default_factory=set)
-    prices: dict[str, PriceInfo] = field(default_factory=dict)
+    prices: dict[str, PriceInfo] = field(default_factory=dict)  # per token
+    share_prices: dict[str, SharePriceInfo] = field(default_factory=dict)
+    market_status: dict[str, MarketStatus] = field(default_factory=dict)  # absent: Unknown
+    multipliers: dict[str, MultiplierSchedule] = field(default_factory=dict)  # absent: never scheduled
     positions: dict[int, PositionInfo] = field(default_factory=dict)
     open_positions: dict[tuple[int, str], int] = field(default_factory=dict)
     counters: dict[int, Counters] = field(default_factory=dict)
@@ -212,6 +227,27 @@ class ChainState:
     def _on_PriceUpdated(self, log: DecodedLog, _ts: int) -> None:  # noqa: N802
         a = log.args
         self.prices[a["token"]] = PriceInfo(a["price"], a["updatedAt"], a["roundId"])
+
+    def _on_SharePriceUpdated(self, log: DecodedLog, _ts: int) -> None:  # noqa: N802
+        a = log.args
+        self.share_prices[a["token"]] = SharePriceInfo(
+            a["sharePrice"], a["multiplier"], a["epoch"], a["roundId"], MarketStatus(a["status"])
+        )
+
+    def _on_MarketStatusSet(self, log: DecodedLog, _ts: int) -> None:  # noqa: N802
+        self.market_status[log.args["token"]] = MarketStatus(log.args["status"])
+
+    def _on_MultiplierScheduled(self, log: DecodedLog, _ts: int) -> None:  # noqa: N802
+        a = log.args
+        self.multipliers[a["token"]] = MultiplierSchedule(
+            a["epoch"], a["oldMultiplier"], a["newMultiplier"], a["effectiveAt"]
+        )
+
+    def status_of(self, token: str) -> MarketStatus:
+        return self.market_status.get(token, MarketStatus.UNKNOWN)
+
+    def schedule_of(self, token: str) -> MultiplierSchedule:
+        return self.multipliers.get(token, MultiplierSchedule())
 
     def _on_NonceUsed(self, log: DecodedLog, ts: int) -> None:  # noqa: N802
         agent_id = log.args["agentId"]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from relayer.amounts import format_amount
 from relayer.domain import exits as exit_math
+from relayer.domain.calendar import ExchangeCalendar
 from relayer.domain.ladder import exits_to_json
 from relayer.domain.limits import AgentBook, usage
+from relayer.domain.market import MarketStatus
 from relayer.state import AgentInfo, ChainState, PositionInfo
 from relayer.store.models import KeeperAudit, PositionEvent
 
@@ -22,6 +25,25 @@ def usd(base: int) -> str:
 
 def _price(value: int) -> str:
     return format_amount(value, PRICE)
+
+
+def market_json(state: ChainState, token: str, now: int, calendar: ExchangeCalendar | None) -> dict[str, Any]:
+    """A token's market (SPEC §5.6), additive to its price: ``marketStatus`` (the oracle's),
+    ``nextOpen`` (unix s: the calendar's next regular open while the market is not Regular; null when
+    Regular, Halted — a halt ends when it ends — or without a calendar), ``multiplier`` (in force, the
+    next one and its ``effectiveAt`` while pending, the epoch) and ``sharePrice`` (as quoted)."""
+    status = state.status_of(token)
+    next_open: int | None = None
+    if calendar is not None and status not in (MarketStatus.REGULAR, MarketStatus.HALTED):
+        opens = calendar.next_open(datetime.fromtimestamp(now, UTC))
+        next_open = int(opens.timestamp()) if opens is not None else None
+    share = state.share_prices.get(token)
+    return {
+        "marketStatus": status.label,
+        "nextOpen": next_open,
+        "multiplier": state.schedule_of(token).to_json(now),
+        "sharePrice": _price(share.share_price) if share is not None else None,
+    }
 
 
 def agent_json(state: ChainState, agent: AgentInfo, now: int, next_nonce: int) -> dict[str, Any]:

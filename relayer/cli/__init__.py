@@ -52,7 +52,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Agents: register them and change their track, allocation and status.",
     ),
     "track": ("relayer.cli.track", "track_app", "Tracks: create or change one, list them."),
-    "oracle": ("relayer.cli.oracle", "oracle_app", "Oracle prices: push one, show them, keep them moving."),
+    "oracle": (
+        "relayer.cli.oracle",
+        "oracle_app",
+        "Oracle prices, market statuses and splits: push, show, keep them moving.",
+    ),
     "keys": ("relayer.cli.keys", "keys_app", "Operator API keys: create (shown once), list, revoke."),
     "webhooks": (
         "relayer.cli.webhooks",

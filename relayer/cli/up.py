@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from relayer.cli.errors import CliError
+from relayer.cli.oracle import checked_calendar
 from relayer.cli.output import JsonOption, Output, fields, table
 from relayer.cli.session import Session
 from relayer.cli.signals import on_stop_signal
@@ -44,7 +45,7 @@ def _render(doc: dict[str, Any]) -> Any:
                     (
                         "price feed",
                         f"every {doc['feed']['intervalS']:g} s, σ {doc['feed']['volatilityBps']} bps, "
-                        f"signed by {doc['feed']['signer']}"
+                        f"{doc['feed']['sessions']}, signed by {doc['feed']['signer']}"
                         if doc["feed"]["running"]
                         else "off (--no-feed)",
                     ),
@@ -110,9 +111,20 @@ def up(
     feed_volatility: Annotated[
         int, typer.Option("--feed-volatility", min=0, max=5_000, metavar="BPS", help="σ of one price step.")
     ] = 25,
+    calendar: Annotated[
+        str | None,
+        typer.Option(
+            "--calendar",
+            metavar="MIC",
+            help="The feed follows this exchange calendar (XNYS) instead of staying open for demos.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the local stack: Anvil, contracts, seed data, price feed, relayer API and keeper."""
+    """Run the local stack: Anvil, contracts, seed data, price feed, relayer API and keeper.
+
+    The feed keeps the market open (Regular) at any hour, so demos trade; --calendar XNYS makes it
+    follow NYSE sessions, holidays and early closes instead."""
     out = Output(as_json)
     session = Session.load()
     stack = LocalStack(
@@ -122,6 +134,7 @@ def up(
             block_time_s=block_time,
             feed_interval_s=feed_interval,
             feed_volatility_bps=feed_volatility,
+            feed_calendar=checked_calendar(calendar).code if calendar else None,
         ),
         progress=out.progress,
     )

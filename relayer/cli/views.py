@@ -33,41 +33,30 @@ def read_tracks(admin: Admin) -> list[dict[str, Any]]:
 
 
 def read_prices(admin: Admin, tokens: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The oracle's quote for each token: price, updatedAt, roundId and whether the router would
-    find it too old (`stale`, against `TradeRouter.maxPriceAge` and the latest block's time)."""
-    from web3.exceptions import ContractCustomError, ContractLogicError
+    """The oracle's quote for each token: price (per token), updatedAt, roundId and whether the router
+    would find it too old (`stale`, against `TradeRouter.maxPriceAge` and the latest block's time);
+    and its market: `marketStatus`, `sharePrice` (as quoted) and `multiplier` (in force, and the next
+    one while a change is pending)."""
+    from relayer.feed import read_market
 
-    oracle = admin.oracle
     max_age_s = int(admin.router.functions.maxPriceAge().call())
     now = int(admin.w3.eth.get_block("latest")["timestamp"])
     out: list[dict[str, Any]] = []
     for symbol, token in tokens.items():
-        try:
-            price, updated_at, round_id = oracle.functions.latestPrice(token).call()
-        except (ContractCustomError, ContractLogicError):  # PriceUnavailable: never set
-            out.append(
-                {
-                    "symbol": symbol,
-                    "token": token,
-                    "price": None,
-                    "updatedAt": None,
-                    "ageS": None,
-                    "roundId": None,
-                    "stale": True,
-                }
+        market = read_market(admin, token)
+        doc: dict[str, Any] = {"symbol": symbol, "token": token}
+        if market.price is None or market.updated_at is None:  # PriceUnavailable: never set
+            doc.update(price=None, updatedAt=None, ageS=None, roundId=None, stale=True)
+        else:
+            doc.update(
+                price=format_amount(market.price, PRICE_DECIMALS),
+                updatedAt=market.updated_at,
+                ageS=max(0, now - market.updated_at),
+                roundId=market.round_id,
+                stale=now - market.updated_at > max_age_s,
             )
-            continue
-        out.append(
-            {
-                "symbol": symbol,
-                "token": token,
-                "price": format_amount(int(price), PRICE_DECIMALS),
-                "updatedAt": int(updated_at),
-                "ageS": max(0, now - int(updated_at)),
-                "roundId": int(round_id),
-                "stale": now - int(updated_at) > max_age_s,
-            }
-        )
+        doc.update(market.to_json(now))
+        out.append(doc)
     return out
 
 
@@ -103,14 +92,25 @@ def _when(updated_at: int | None, age_s: int | None) -> str:
     return f"{stamp} ({age_s}s ago)"
 
 
+def _multiplier(p: Mapping[str, Any]) -> str:
+    m = p.get("multiplier") or {}
+    text = str(m.get("current", "1"))
+    if m.get("next") is not None:
+        at = datetime.fromtimestamp(m["effectiveAt"], UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        text += f" → {m['next']} at {at}"
+    return text
+
+
 def prices_table(prices: Sequence[Mapping[str, Any]], title: str | None = "Oracle prices (USD)") -> Table:
     return table(
         title,
-        ["symbol", "price", "updated at", "round", "stale", "token"],
+        ["symbol", "price", "status", "multiplier", "updated at", "round", "stale", "token"],
         [
             [
                 p["symbol"],
                 p["price"] or "-",
+                p.get("marketStatus", "-"),
+                _multiplier(p),
                 _when(p["updatedAt"], p["ageS"]),
                 p["roundId"] or "-",
                 "STALE" if p["stale"] else "",

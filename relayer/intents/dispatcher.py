@@ -67,6 +67,8 @@ class Sender(Protocol):
 
     def broadcast(self, request_id: int) -> None: ...
 
+    def check(self, request_id: int) -> object: ...
+
 
 class Dispatcher:
     def __init__(
@@ -90,32 +92,43 @@ class Dispatcher:
         self.built_cache = built_cache  # intents this process built at submit: no rebuild needed
         self.on_sent = on_sent  # told the intents a recorded transaction now carries
         self._wake = threading.Condition()
-        self._woken = False
+        self._reasons: set[str] = set()
         self._pass_lock = threading.Lock()
+        # Transactions this dispatcher recorded that are not final yet (its in-flight bound).
+        self._sent: set[int] = set()
 
     # ------------------------------------------------------------------ loop
 
-    def wake(self) -> None:
+    def wake(self, reason: str = "changed") -> None:
+        """`received`: a new intent waits (only a dispatch may be due); anything else (a transaction
+        settled, an intent was finalized, a block was indexed): look at everything."""
         with self._wake:
-            self._woken = True
+            self._reasons.add(reason)
             self._wake.notify_all()
 
     def run(self, stop: threading.Event, interval_s: float = 0.1) -> None:
+        reasons: set[str] = {"start"}
         while not stop.is_set():
             try:
-                self.pass_once()
+                self.pass_once(full=reasons != {"received"})
             except Exception:
                 log.exception("intent dispatcher pass failed")
             with self._wake:
-                if not self._woken:
+                if not self._reasons:
                     self._wake.wait(timeout=interval_s)
-                self._woken = False
+                reasons, self._reasons = self._reasons or {"timer"}, set()
 
-    def pass_once(self) -> None:
+    def pass_once(self, *, full: bool = True) -> None:
+        """A full pass finalizes what settled and follows reorgs before dispatching; a pass for a new
+        intent only dispatches, and not even that while this dispatcher's batches are all in flight."""
         with self._pass_lock:
-            self.finalizer.finalize_settled()
-            self.finalizer.follow_reorgs()
-            self.expire_approvals()
+            if full:
+                self.finalizer.finalize_settled()
+                self.finalizer.follow_reorgs()
+                self._forget_final()
+                self.expire_approvals()
+            elif len(self._sent) >= self.policy.max_in_flight:
+                return
             self.dispatch()
 
     # ------------------------------------------------------------------ approvals past their deadline
@@ -147,6 +160,28 @@ class Dispatcher:
             log.info("approvals expired undecided: intents %s", expired)
             self.finalizer.on_final(expired)
         return len(expired)
+
+    def _forget_final(self) -> None:
+        if not self._sent:
+            return
+        with self.sessions() as session:
+            pending = set(
+                session.scalars(
+                    select(TxRequest.id).where(TxRequest.id.in_(self._sent), TxRequest.status == "pending")
+                ).all()
+            )
+            settled = self._sent - pending
+            if settled:
+                # Final, but are its intents recorded? Until then it still counts as in flight.
+                open_ids = set(
+                    session.scalars(
+                        select(Intent.tx_request_id).where(
+                            Intent.tx_request_id.in_(settled), Intent.status == IntentState.SUBMITTED.value
+                        )
+                    ).all()
+                )
+                settled -= open_ids
+        self._sent -= settled
 
     # ------------------------------------------------------------------ one batch
 
@@ -283,8 +318,10 @@ class Dispatcher:
             request_id = self._record(items, data, gas)
         except _ConflictError:
             return  # another dispatcher (or a finalizer) moved an item: the next pass redoes it
+        self._sent.add(request_id)
         self.sender.broadcast(request_id)
         self.on_sent([c.intent_id for c, _b in items])
+        self.sender.check(request_id)  # mined already (automine)? then settled now, not at the next poll
 
     def _checked_again(self, c: Candidate, b: Built) -> Built | RelayerError:
         """An intent that waited for a human approval is judged on the state of the moment it is sent

@@ -50,6 +50,8 @@ class Sender(Protocol):
 
     def broadcast(self, request_id: int) -> None: ...
 
+    def check(self, request_id: int) -> object: ...
+
     def can_pay(self, gas_limit: int) -> bool: ...
 
     def add_listener(self, on_settled: Callable[[int], None]) -> None: ...
@@ -163,7 +165,7 @@ class IntentService:
             if len(self._built) < _BUILT_CACHE_MAX:
                 self._built[intent_id] = b
         try:
-            self.dispatcher.wake()
+            self.dispatcher.wake("received")
             return answer(
                 intent_id=intent_id,
                 wait_s=wait_s,

@@ -87,6 +87,9 @@ def test_oracle_set_light_path_matches_the_web3_path(chain: Chain) -> None:
         "ageS": doc["ageS"],
         "roundId": round_id,
         "stale": False,
+        "marketStatus": "Unknown",
+        "sharePrice": "190.5",
+        "multiplier": {"current": "1", "next": None, "effectiveAt": None, "epoch": 0},
     }
     assert price == 19_050_000_000 and 0 <= doc["ageS"] <= 5
     # The web3 path answers the same document for the same state.

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from relayer.domain.calendar import exchange_calendar
+from relayer.domain.market import MarketStatus
 from relayer.feed import (
+    AlwaysOpen,
+    CalendarSessions,
     CsvReplay,
     FeedError,
     FeedStalledError,
@@ -16,6 +23,8 @@ from relayer.feed import (
     RandomWalk,
     Tick,
     load_csv,
+    load_csv_with_statuses,
+    offset_clock,
     step_price,
 )
 
@@ -154,6 +163,101 @@ def test_feed_in_the_background_stops_promptly() -> None:
     assert len(pushed) == count, "no push after stop()"
 
 
+# ------------------------------------------------------------------------------------------ sessions
+
+
+class SteppingClock:
+    """A clock that moves ``step`` on each reading, from ``start``."""
+
+    def __init__(self, start: datetime, step: timedelta) -> None:
+        self.now = start - step
+        self.step = step
+
+    def __call__(self) -> datetime:
+        self.now += self.step
+        return self.now
+
+
+def _recorder() -> tuple[list[tuple[Any, ...]], Any]:
+    calls: list[tuple[Any, ...]] = []
+
+    def push(*args: Any) -> None:
+        calls.append(args)
+
+    return calls, push
+
+
+def test_feed_on_the_calendar_walks_only_while_the_market_quotes() -> None:
+    """Fri 28 Nov 2025 (early close 13:00 ET) from 16:30 ET, an hour a step: PostMarket until 17:00,
+    then Closed all weekend: the walk stops, only the status is pushed, the source is not advanced."""
+    calls, push = _recorder()
+    walk = RandomWalk({"A": 100_00000000}, 50, random.Random(1))
+    clock = SteppingClock(datetime(2025, 11, 28, 21, 30, tzinfo=UTC), timedelta(hours=1))
+    statuses: list[MarketStatus] = []
+    result = PriceFeed(
+        walk,
+        push,
+        interval_s=0,
+        max_ticks=5,
+        sessions=CalendarSessions(exchange_calendar("XNYS")),
+        clock=clock,
+        on_status=statuses.append,
+    ).run()
+    assert [c[1] for c in calls] == [MarketStatus.POST_MARKET] + [MarketStatus.CLOSED] * 4
+    assert calls[0][0] != {} and all(c[0] == {} for c in calls[1:]), "then the status alone"
+    assert (result.ticks, result.closed, result.status) == (1, 4, MarketStatus.CLOSED)
+    assert statuses == [MarketStatus.POST_MARKET, MarketStatus.CLOSED]
+    assert walk.prices == calls[0][0], "the walk did not move while closed"
+
+
+def test_feed_reopens_with_the_pre_market() -> None:
+    calls, push = _recorder()
+    clock = SteppingClock(datetime(2025, 12, 1, 8, 30, tzinfo=UTC), timedelta(minutes=30))  # Mon 03:30 ET
+    PriceFeed(
+        RandomWalk({"A": 100}, 0),
+        push,
+        interval_s=0,
+        max_ticks=3,
+        sessions=CalendarSessions(exchange_calendar("XNYS")),
+        clock=clock,
+    ).run()
+    assert [c[1] for c in calls] == [MarketStatus.OVERNIGHT, MarketStatus.PRE_MARKET, MarketStatus.PRE_MARKET]
+
+
+def test_feed_always_open_pushes_regular_with_every_tick() -> None:
+    calls, push = _recorder()
+    PriceFeed(RandomWalk({"A": 100}, 0), push, interval_s=0, max_ticks=2, sessions=AlwaysOpen()).run()
+    assert calls == [({"A": 100}, MarketStatus.REGULAR)] * 2
+
+
+def test_feed_csv_statuses_override_the_sessions() -> None:
+    calls, push = _recorder()
+    source = CsvReplay(
+        [{"A": 1}, {"A": 2}], statuses=[{"A": MarketStatus.PRE_MARKET}, {"A": MarketStatus.HALTED}]
+    )
+    PriceFeed(source, push, interval_s=0, sessions=AlwaysOpen()).run()
+    assert calls == [({"A": 1}, {"A": MarketStatus.PRE_MARKET}), ({"A": 2}, {"A": MarketStatus.HALTED})]
+
+
+def test_load_csv_with_statuses(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "timestamp,symbol,price,status\n1,a,10,regular\n1,b,20,\n2,a,11,Closed\n")
+    ticks, statuses = load_csv_with_statuses(path)
+    assert ticks == [{"A": 10 * 10**8, "B": 20 * 10**8}, {"A": 11 * 10**8}]
+    assert statuses == [{"A": MarketStatus.REGULAR}, {"A": MarketStatus.CLOSED}]
+    assert load_csv_with_statuses(_csv(tmp_path, "timestamp,symbol,price\n1,A,1\n"))[1] is None
+
+
+def test_offset_clock_runs_on_from_its_start() -> None:
+    readings: Iterator[datetime] = iter(
+        [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)]
+    )
+    start = datetime(2025, 11, 29, 17, tzinfo=UTC)
+    clock = offset_clock(start, lambda: next(readings))
+    assert clock() == start + timedelta(seconds=5)
+    with pytest.raises(ValueError, match="aware"):
+        offset_clock(datetime(2025, 1, 1))
+
+
 # ------------------------------------------------------------------------------------------ on the chain
 
 
@@ -178,6 +282,7 @@ def test_oracle_feed_random_walk_moves_chain_prices(chain: Chain) -> None:
             "5",
             "--symbols",
             "NVDA,TSLA",
+            "--always-open",
         ],
         chain.env,
     )
@@ -197,7 +302,7 @@ def test_oracle_feed_replays_a_csv(chain: Chain, tmp_path: Path) -> None:
     oracle = chain.admin.oracle
     nvda = chain.manifest.tokens["NVDA"]
     start = chain.w3.eth.block_number
-    doc = ok_json(["oracle", "feed", "--csv", str(path), "--interval", "0"], chain.env)
+    doc = ok_json(["oracle", "feed", "--csv", str(path), "--interval", "0", "--always-open"], chain.env)
     assert doc["source"] == "csv" and doc["ticks"] == 3 and doc["exhausted"] is True
     assert doc["prices"] == {"NVDA": "99.125", "SPY": "500.5"}
     logs = oracle.events.PriceUpdated().get_logs(from_block=start + 1, argument_filters={"token": nvda})

@@ -29,7 +29,11 @@ def test_one_price_update_crossing_many_stops_closes_them_in_one_transaction(api
     _wait(lambda: len(api.services.keeper.index) >= 2 * len(positions), "the keeper to index every ladder")
     _set_price(api, "NVDA", str(Decimal("182.35") * Decimal("0.85")))  # −15 %: every stop (−10 %)
     for agent_id, position_id in positions:
-        _wait(lambda a=agent_id, p=position_id: _position_of(api, a, p)["status"] == "closed", "the stop")
+        _wait(
+            lambda a=agent_id, p=position_id: _position_of(api, a, p)["status"] == "closed",
+            "the stop",
+            timeout_s=30,
+        )
         assert _position_of(api, agent_id, position_id)["size"] == "0"
     requests = _exit_requests(api)
     assert len(requests) == 1, [(r.id, r.data[:10]) for r in requests]

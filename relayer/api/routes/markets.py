@@ -12,9 +12,11 @@ from relayer.api.routes._common import public
 from relayer.api.routing import StrictJsonRoute
 from relayer.api.schemas.common import VaultIdPath, error_responses
 from relayer.api.schemas.reads import PricesPublic, VaultTokensPublic
+from relayer.domain.calendar import calendar_if_loaded
 from relayer.errors import RelayerError
 from relayer.intents.build import token_of
 from relayer.quotes import price_json
+from relayer.views import market_json
 
 router = APIRouter(tags=["markets"], route_class=StrictJsonRoute)
 
@@ -28,12 +30,20 @@ Symbols = Annotated[
 def prices(services: ServicesDep, symbols: Symbols = None) -> JSONResponse:
     state = services.state
     now = services.intents.chain_now()
+    calendar = calendar_if_loaded(services.settings.market_calendar)  # never waits for pandas
     with state.read():
         wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else sorted(state.symbols)
         out = []
         for symbol in wanted:
             token = token_of(state, symbol)
-            out.append({"symbol": symbol, "token": token.address, **price_json(services.intents, token, now)})
+            out.append(
+                {
+                    "symbol": symbol,
+                    "token": token.address,
+                    **price_json(services.intents, token, now),
+                    **market_json(state, token.address, now, calendar),
+                }
+            )
     return public({"prices": out})
 
 

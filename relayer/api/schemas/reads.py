@@ -28,6 +28,13 @@ class NotReadyPublic(Public):
     reasons: list[str]
 
 
+class MultiplierPublic(Public):
+    current: Decimal = Field(description="Tokens' shares per token in force now (1 before any split).")
+    next: Decimal | None = Field(description="The scheduled multiplier while it is pending.")
+    effectiveAt: int | None = Field(description="Unix seconds the scheduled multiplier takes effect.")
+    epoch: int
+
+
 class PricePublic(Public):
     symbol: str
     token: str = Field(description="The token's address.")
@@ -35,6 +42,16 @@ class PricePublic(Public):
     updatedAt: int | None = Field(description="Unix seconds of the oracle round.")
     roundId: int | None
     stale: bool = Field(description="Older than the router's maximum price age at chain time.")
+    marketStatus: Literal[
+        "Unknown", "PreMarket", "Regular", "PostMarket", "Overnight", "Closed", "Halted"
+    ] = Field(description="The oracle's market status for the token (SPEC §5.6).")
+    nextOpen: int | None = Field(
+        description="Unix seconds of the next regular open while the market is not Regular (calendar)."
+    )
+    multiplier: MultiplierPublic = Field(description="The share multiplier in force, and the next one.")
+    sharePrice: Decimal | None = Field(
+        description="USD per share as quoted (price = sharePrice × multiplier)."
+    )
 
 
 class PricesPublic(Public):

@@ -424,6 +424,15 @@ class TxSender:
                 return request
             time.sleep(min(self.policy.wait_interval_s, remaining))
 
+    def check(self, request_id: int) -> TxRequest | None:
+        """Settle one request now if the chain already has its outcome (an automining node mines on
+        receipt): its listeners hear of it at once instead of at the next poll. Never raises for an
+        unreachable node (the poll follows the request as usual)."""
+        try:
+            return self._advance(request_id, _ChainView(self.w3), grace_s=self.policy.unbroadcast_grace_s)
+        except ChainUnavailableError:
+            return None
+
     def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:
         """Poll every `interval_s` until `stop` is set. Meant for its own thread."""
         _log.info("tx sender loop started senders=%s interval_s=%s", ",".join(self._senders), interval_s)
