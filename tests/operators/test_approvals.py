@@ -34,7 +34,8 @@ from tests.integration.test_api_rejections import (
 )
 from tests.integration.test_api_restart import new_relayer
 
-from .conftest import Api, bearer, make_key
+from .conftest import Api, Receiver, bearer, make_key
+from .test_webhooks import subscribe, verified
 
 NO_WAIT = {"Prefer": "wait=0"}
 USDC = 10**6
@@ -115,10 +116,11 @@ def test_approve_sends_it_through_the_normal_pipeline(api: Api) -> None:
     assert submit(api, agent_id, "OpenPosition", body).status_code == 201
 
 
-def test_reject_ends_it_rejected_with_approval_rejected(api: Api) -> None:
+def test_reject_ends_it_rejected_with_approval_rejected(api: Api, receiver: Receiver) -> None:
     agent_id, _ = api.agent(0)
     policy(api, agent=agent_id, above=0)  # 0: every open and add
     ops = make_key(api.services.sessions, "ops", keys.Scope.OPERATOR)  # operators may decide too
+    hook = subscribe(api, ops, receiver.url(), ["intent_status"])
     doc = pending_open(api, usdc="10")
     url = f"/approvals/{doc['approvalId']}/reject"
     assert api.client.post(url, headers=bearer(ops), json={}).status_code == 400
@@ -133,6 +135,32 @@ def test_reject_ends_it_rejected_with_approval_rejected(api: Api) -> None:
     assert q["nonce"] == 0
     rejected = api.client.get("/approvals?status=rejected", headers=bearer(ops)).json()["approvals"]
     assert [a["approvalId"] for a in rejected] == [doc["approvalId"]]
+    # Webhooks carry who decided.
+    got = receiver.wait_for(
+        lambda ds: any(verified(hook["secret"], d)["data"]["status"] == "rejected" for d in ds)
+    )
+    data = [verified(hook["secret"], d)["data"] for d in got]
+    assert [d["status"] for d in data] == ["pending_approval", "rejected"], data
+    assert data[1]["decidedBy"] == "ops" and data[1]["approvalId"] == doc["approvalId"]
+
+
+def test_approval_checks_again_on_the_state_of_that_moment(api: Api) -> None:
+    agent_id, _ = api.agent(0)
+    policy(api, agent=agent_id, above=500)
+    alice = make_key(api.services.sessions, "alice", keys.Scope.APPROVER)
+    doc = pending_open(api)
+    admin = api.stack.admin
+    admin.set_active(agent_id, False)  # after the submit: its checks passed then
+    settle(api)
+    r = api.client.post(f"/approvals/{doc['approvalId']}/approve", headers=bearer(alice))
+    assert r.status_code == 422 and r.json()["code"] == "agent_inactive", r.text
+    assert r.json()["details"]["status"] == "rejected"
+    final = record(api.client, agent_id, doc["intentId"])
+    assert final["status"] == "rejected" and final["reason"].startswith("agent_inactive: approved by alice")
+    listed = api.client.get("/approvals?status=approved", headers=bearer(alice)).json()["approvals"]
+    assert [(a["approvalId"], a["decidedBy"]) for a in listed] == [(doc["approvalId"], "alice")]
+    admin.set_active(agent_id, True)
+    assert nonces_used(api, agent_id) == []
 
 
 def test_undecided_past_its_deadline_is_rejected_and_cannot_be_approved(api: Api) -> None:
