@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relayer.api import errors
-from relayer.api.routes import agents, events, health, intents, markets, positions, webhooks
+from relayer.api.routes import agents, approvals, events, health, intents, markets, positions, webhooks
 from relayer.ratelimit import StrangerLimit
 from relayer.service import Services
 
@@ -27,7 +27,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (health, markets, agents, positions, intents, events, webhooks):
+    for module in (health, markets, agents, positions, intents, events, webhooks, approvals):
         app.include_router(module.router)
 
     app.add_middleware(StrangerLimit, services=services)

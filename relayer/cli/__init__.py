@@ -63,6 +63,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "webhooks_app",
         "Webhook subscriptions: add (secret shown once), list with deliveries, remove, rotate.",
     ),
+    "approvals": (
+        "relayer.cli.approvals",
+        "approvals_app",
+        "Human approval: pending intents, approve or reject them, thresholds per track or agent.",
+    ),
 }
 AlphaGridGroup.lazy.update(COMMANDS)
 

@@ -105,9 +105,12 @@ class Orphaned:
 
 def gap_step(predecessor: tuple[int, IntentState] | None, live_between: bool) -> Orphaned | Wait:
     """A waiting intent beyond the next nonce: orphaned once the intent holding the nonce before it
-    was closed and nothing live holds a nonce in between, otherwise it waits its turn."""
+    was closed and nothing live holds a nonce in between, otherwise it waits its turn — behind a
+    predecessor pending approval exactly as behind one in a transaction."""
     if live_between:
         return Wait("an earlier nonce is held by a live intent")
+    if predecessor is not None and predecessor[1] is IntentState.PENDING_APPROVAL:
+        return Wait("the predecessor intent is pending approval")
     if predecessor is not None and predecessor[1] in CLOSED:
         return Orphaned(predecessor[0], predecessor[1])
     return Wait("the predecessor nonce is not closed")

@@ -27,6 +27,7 @@ from relayer.chain.router import Revert, RevertKind, RouterClient, RouterReverte
 from relayer.errors import RelayerError
 from relayer.intents import decisions
 from relayer.intents.build import Built
+from relayer.intents.checks import DEADLINE_MARGIN_S
 from relayer.intents.claims import PositionClaims, exits_pending
 from relayer.intents.decisions import (
     AgentQueue,
@@ -39,7 +40,7 @@ from relayer.intents.decisions import (
     Wait,
 )
 from relayer.intents.finalize import Finalizer
-from relayer.intents.lifecycle import IntentState, transition
+from relayer.intents.lifecycle import HOLDS_NONCE, IntentState, transition
 from relayer.intents.prepare import Preparer, gas_limit
 from relayer.store.models import Intent, TxRequest
 
@@ -130,9 +131,40 @@ class Dispatcher:
                 self.finalizer.finalize_settled()
                 self.finalizer.follow_reorgs()
                 self._forget_final()
+                self.expire_approvals()
             elif len(self._sent) >= self.policy.max_in_flight:
                 return
             self.dispatch()
+
+    # ------------------------------------------------------------------ approvals past their deadline
+
+    def expire_approvals(self) -> int:
+        """Silence is never consent (SPEC §5.5): an intent still pending approval when its deadline can
+        no longer be met is rejected `deadline_expired` (one indexed query per pass)."""
+        from relayer.operators import approvals  # the operators layer sits above the pipeline
+
+        now = self.prepare.chain_now()
+        with self.sessions() as session:
+            ids = session.scalars(
+                select(Intent.id).where(
+                    Intent.status == IntentState.PENDING_APPROVAL.value,
+                    Intent.deadline < now + DEADLINE_MARGIN_S,
+                )
+            ).all()
+        expired: list[int] = []
+        for intent_id in ids:
+            with self.sessions.begin() as session:
+                row = session.get(Intent, intent_id)
+                if (
+                    row is not None
+                    and row.status == IntentState.PENDING_APPROVAL
+                    and approvals.expire(session, row, now)
+                ):
+                    expired.append(intent_id)
+        if expired:
+            log.info("approvals expired undecided: intents %s", expired)
+            self.finalizer.on_final(expired)
+        return len(expired)
 
     def _forget_final(self) -> None:
         if not self._sent:
@@ -173,12 +205,20 @@ class Dispatcher:
             if self.in_flight(session) >= self.policy.max_in_flight:
                 return
             waiting = session.execute(
-                select(Intent.id, Intent.agent_id, Intent.nonce, Intent.primary_type, Intent.position_id)
+                select(
+                    Intent.id,
+                    Intent.agent_id,
+                    Intent.nonce,
+                    Intent.primary_type,
+                    Intent.position_id,
+                    Intent.approval,
+                )
                 .where(Intent.status == IntentState.RECEIVED.value, Intent.tx_request_id.is_(None))
                 .order_by(Intent.id)
             ).all()
             if not waiting:
                 return
+            approved = {r.id for r in waiting if r.approval is not None}
             agents = sorted({r.agent_id for r in waiting})
             facts = session.execute(
                 select(Intent.agent_id, Intent.status, func.max(Intent.nonce))
@@ -235,7 +275,7 @@ class Dispatcher:
             self.prepare.ensure_chain()
         except RelayerError:
             return  # kept `received`: sent once the node is back on our chain
-        self._send(chosen)
+        self._send(chosen, approved)
 
     def _built(self, c: Candidate) -> Built | RelayerError:
         cached = self.built_cache(c.intent_id)
@@ -250,7 +290,7 @@ class Dispatcher:
         except RelayerError as exc:
             return exc
 
-    def _send(self, chosen: Sequence[Candidate]) -> None:
+    def _send(self, chosen: Sequence[Candidate], approved: frozenset[int] | set[int] = frozenset()) -> None:
         # The positions are ours from here until the transaction is recorded (then the database says
         # so): the keeper holds its exits on them, and we drop what it claimed meanwhile.
         positions = [c.position_id for c in chosen if c.position_id is not None]
@@ -259,11 +299,13 @@ class Dispatcher:
             if refused:
                 chosen = _without_claimed(chosen, refused)
             if chosen:
-                self._send_claimed(chosen)
+                self._send_claimed(chosen, approved)
         finally:
             self.claims.release_intents(p for p in positions if p not in refused)
 
-    def _send_claimed(self, chosen: Sequence[Candidate]) -> None:
+    def _send_claimed(
+        self, chosen: Sequence[Candidate], approved: frozenset[int] | set[int] = frozenset()
+    ) -> None:
         # Funds first: nothing slow (a balance check is several calls to the node) sits between the
         # final simulation and the broadcast, so the price the simulation saw is as fresh as it can be.
         try:
@@ -273,6 +315,8 @@ class Dispatcher:
         items: list[tuple[Candidate, Built]] = []
         for c in chosen:
             b = self._built(c)
+            if not isinstance(b, RelayerError) and c.intent_id in approved:
+                b = self._checked_again(c, b)
             if isinstance(b, RelayerError):
                 self._reject(c, b)
                 continue
@@ -320,6 +364,14 @@ class Dispatcher:
         self.sender.broadcast(request_id)
         self.on_sent([c.intent_id for c, _b in items])
         self.sender.check(request_id)  # mined already (automine)? then settled now, not at the next poll
+
+    def _checked_again(self, c: Candidate, b: Built) -> Built | RelayerError:
+        """An intent that waited for a human approval is judged on the state of the moment it is sent
+        (behind its predecessors only), whoever approved it and however long ago."""
+        with self.sessions() as session:
+            ctx = self.prepare.context(session, b.agent, self.prepare.chain_now(), before_nonce=c.nonce)
+        error = self.prepare.first_failure(b, ctx)
+        return b if error is None else error
 
     def _record(self, items: Sequence[tuple[Candidate, Built]], data: bytes, gas: int) -> int:
         """One database transaction: the transaction request and every item's move to `submitted`."""
@@ -405,7 +457,7 @@ class Dispatcher:
                         Intent.agent_id == c.agent_id,
                         Intent.nonce >= next_nonce,
                         Intent.nonce < c.nonce,
-                        Intent.status.in_((IntentState.SUBMITTED.value, IntentState.CONFIRMED.value)),
+                        Intent.status.in_([s.value for s in HOLDS_NONCE]),
                     )
                     .limit(1)
                 )

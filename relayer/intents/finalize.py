@@ -91,6 +91,42 @@ def fill_price(usdc: int, tokens: int, decimals: int) -> str:
     return format_amount(usdc * 10**decimals // tokens, USDC_DECIMALS)
 
 
+def close(
+    session: Session,
+    row: Intent,
+    to: IntentState,
+    reason: str,
+    error: dict[str, Any] | None,
+    *,
+    nonce_unused: bool = True,
+    **fields: Any,
+) -> bool:
+    """Reject or fail `row` (with `fields` set in the same UPDATE); if its nonce stays unused, the
+    agent's later waiting intents — received or pending approval — can never be mined: they are
+    rejected now too, instead of left waiting for ever."""
+    if not transition(session, row, to, reason, error=error, **fields):
+        return False
+    log.info("intent %s %s: %s", row.id, to, reason)
+    if nonce_unused:
+        later = session.scalars(
+            select(Intent).where(
+                Intent.agent_id == row.agent_id,
+                Intent.nonce > row.nonce,
+                Intent.status.in_((IntentState.RECEIVED.value, IntentState.PENDING_APPROVAL.value)),
+            )
+        ).all()
+        for successor in later:
+            extra = {"approval": "rejected"} if successor.status == IntentState.PENDING_APPROVAL else {}
+            transition(
+                session,
+                successor,
+                IntentState.REJECTED,
+                f"its predecessor intent {row.id} (nonce {row.nonce}) was {to}",
+                **extra,
+            )
+    return True
+
+
 class Finalizer:
     def __init__(
         self,
@@ -271,27 +307,7 @@ class Finalizer:
         nonce_unused: bool = True,
         **fields: Any,
     ) -> bool:
-        """Reject or fail `row`; if its nonce stays unused, the agent's later waiting intents can never
-        be mined: they are rejected now too, instead of left `received` for ever."""
-        if not transition(session, row, to, reason, error=error, **fields):
-            return False
-        log.info("intent %s %s: %s", row.id, to, reason)
-        if nonce_unused:
-            later = session.scalars(
-                select(Intent).where(
-                    Intent.agent_id == row.agent_id,
-                    Intent.nonce > row.nonce,
-                    Intent.status == IntentState.RECEIVED.value,
-                )
-            ).all()
-            for successor in later:
-                transition(
-                    session,
-                    successor,
-                    IntentState.REJECTED,
-                    f"its predecessor intent {row.id} (nonce {row.nonce}) was {to}",
-                )
-        return True
+        return close(session, row, to, reason, error, nonce_unused=nonce_unused, **fields)
 
     def close_now(
         self,
@@ -301,10 +317,13 @@ class Finalizer:
         error: dict[str, Any] | None,
         *,
         nonce_unused: bool = True,
+        **fields: Any,
     ) -> bool:
         with self.sessions.begin() as session:
             row = session.get(Intent, intent_id)
-            done = row is not None and self.close(session, row, to, reason, error, nonce_unused=nonce_unused)
+            done = row is not None and self.close(
+                session, row, to, reason, error, nonce_unused=nonce_unused, **fields
+            )
         if done:
             self.on_final([intent_id])
         return done

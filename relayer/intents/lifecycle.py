@@ -2,6 +2,9 @@
 function that performs a transition.
 
 ```
+ pending_approval ──► rejected  (an approver refused it, or its deadline passed undecided)
+        │
+        ▼ approved
             ┌──────────── rejected  (a check or the simulation refused it; its nonce stays unused)
             │
  received ──┼──► submitted ──► confirmed ──► (submitted again if its block leaves the chain)
@@ -30,6 +33,8 @@ from relayer.store.models import Intent, IntentStatus, utcnow
 
 
 class IntentState(StrEnum):
+    # An open or add above its approval threshold (SPEC §5.5): recorded, holding its nonce, nothing sent.
+    PENDING_APPROVAL = "pending_approval"
     RECEIVED = "received"  # recorded and answered; waiting for its turn (its predecessor nonce)
     SUBMITTED = "submitted"  # in a recorded transaction (alone or as an item of a batch)
     CONFIRMED = "confirmed"  # its nonce was used by this intent on chain
@@ -38,6 +43,8 @@ class IntentState(StrEnum):
 
 
 TRANSITIONS: Final[Mapping[IntentState, frozenset[IntentState]]] = {
+    # approved → received (then the whole pipeline again); refused or expired → rejected.
+    IntentState.PENDING_APPROVAL: frozenset({IntentState.RECEIVED, IntentState.REJECTED}),
     IntentState.RECEIVED: frozenset({IntentState.SUBMITTED, IntentState.CONFIRMED, IntentState.REJECTED}),
     IntentState.SUBMITTED: frozenset({IntentState.CONFIRMED, IntentState.FAILED}),
     IntentState.CONFIRMED: frozenset({IntentState.SUBMITTED}),  # a reorg took its block away
@@ -45,8 +52,10 @@ TRANSITIONS: Final[Mapping[IntentState, frozenset[IntentState]]] = {
     IntentState.FAILED: frozenset(),
 }
 
-# Waiting for an outcome: the nonce is held and the intent counts against the agent's limits.
-LIVE: Final = frozenset({IntentState.RECEIVED, IntentState.SUBMITTED})
+# Waiting for an outcome: the nonce is held and the intent counts against the agent's limits. An intent
+# pending approval is live for the relayer (its nonce is taken, its USDC counted in the agent's context,
+# so later intents queue behind it) though nothing is sent or reserved on chain.
+LIVE: Final = frozenset({IntentState.PENDING_APPROVAL, IntentState.RECEIVED, IntentState.SUBMITTED})
 # Holding the agent's nonce (the database's partial unique index `uq_intents_live_nonce` agrees).
 HOLDS_NONCE: Final = frozenset({*LIVE, IntentState.CONFIRMED})
 # Closed without using the nonce: the agent's later intents can never be mined behind it.
@@ -68,12 +77,19 @@ def state_of(row: Intent) -> IntentState:
     return IntentState(row.status)
 
 
-def record(session: Session, row: Intent) -> Intent:
-    """Insert a new intent as `received` (with its history row and stream event)."""
-    row.status = IntentState.RECEIVED
+def record(session: Session, row: Intent, state: IntentState = IntentState.RECEIVED) -> Intent:
+    """Insert a new intent as `received` or `pending_approval` (with its history row and stream event)."""
+    if state not in (IntentState.RECEIVED, IntentState.PENDING_APPROVAL):
+        raise ValueError(f"an intent is recorded received or pending_approval, not {state}")
+    row.status = state
     session.add(row)
     session.flush()
-    _log_state(session, row, IntentState.RECEIVED, None)
+    if state is IntentState.PENDING_APPROVAL:
+        # One approval per intent: its id is the intent's (a typed id in the approvals' paths).
+        row.approval_id = str(row.id)
+        row.approval = "pending"
+        session.flush()
+    _log_state(session, row, state, None)
     return row
 
 
@@ -85,6 +101,9 @@ def transition(
     **fields: Any,
 ) -> bool:
     """Move `row` from the state it was read in to `to`, with `fields` set in the same UPDATE.
+
+    An approval decision's `decided_by` field also goes into the stream event as `decidedBy`, so
+    webhooks carry who decided.
 
     Returns False, changing nothing, when the row is no longer in that state (another finalizer or
     process got there first). Raises IllegalTransitionError for a move the table does not allow: a
@@ -106,25 +125,27 @@ def transition(
         return False
     for key, value in values.items():
         set_committed_value(row, key, value)
-    _log_state(session, row, to, reason)
+    _log_state(session, row, to, reason, fields.get("decided_by"))
     return True
 
 
-def _log_state(session: Session, row: Intent, state: IntentState, reason: str | None) -> None:
+def _log_state(
+    session: Session, row: Intent, state: IntentState, reason: str | None, decided_by: str | None = None
+) -> None:
     session.add(IntentStatus(intent_id=row.id, status=state.value, reason=reason))
-    mirror.append_stream(
-        session,
-        row.agent_id,
-        "intent_status",
-        {
-            "intentId": str(row.id),
-            "status": state.value,
-            "nonce": row.nonce,
-            "primaryType": row.primary_type,
-            "reason": reason,
-            "transactionHash": row.tx_hash,
-        },
-    )
+    event: dict[str, Any] = {
+        "intentId": str(row.id),
+        "status": state.value,
+        "nonce": row.nonce,
+        "primaryType": row.primary_type,
+        "reason": reason,
+        "transactionHash": row.tx_hash,
+    }
+    if row.approval_id is not None:
+        event["approvalId"] = row.approval_id
+    if decided_by is not None:
+        event["decidedBy"] = decided_by
+    mirror.append_stream(session, row.agent_id, "intent_status", event)
 
 
 def intent_json(row: Intent) -> dict[str, Any]:
@@ -148,4 +169,6 @@ def intent_json(row: Intent) -> dict[str, Any]:
         out["fill"] = row.fill
     if row.reason is not None:
         out["reason"] = row.reason
+    if row.approval_id is not None:
+        out["approvalId"] = row.approval_id
     return out

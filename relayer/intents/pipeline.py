@@ -38,6 +38,7 @@ from relayer.intents.prepare import SUBMIT_FACTS_TTL_S, UNSIMULATED_GAS, Prepare
 from relayer.intents.strikes import Standing, StrikePolicy
 from relayer.intents.waiting import Answer, SubmitResult, Waiters, answer
 from relayer.metrics import Metrics
+from relayer.operators import approvals
 from relayer.state import AgentInfo, ChainState
 from relayer.store.models import Intent, TxRequest, utcnow
 
@@ -134,6 +135,11 @@ class IntentService:
             if standing is not None and checks.signature_error(b, self.domain) is None:
                 raise standing.error(b.agent.agent_id, now)  # (a stranger's post gets its own answer)
             ctx = self.context(session, b.agent, self.chain_now())
+            gated = b.primary_type in approvals.GATED_TYPES and approvals.needs_approval(
+                b.primary_type,
+                int(b.usdc_amount),
+                approvals.threshold_for(session, b.agent.agent_id, self.state.tracks[b.agent.track_id][0]),
+            )
         gas = 0
         try:
             self.prepare.ensure_chain(SUBMIT_FACTS_TTL_S)
@@ -160,10 +166,14 @@ class IntentService:
 
         try:
             with self.sessions.begin() as session:
-                row = self._record(session, b, digest, idempotency_key, raw)
+                row = self._record(session, b, digest, idempotency_key, raw, gated=gated)
                 intent_id = row.id
+                pending = intent_json(row) if gated else None
         except IntegrityError:
             return self._after_conflict(b, digest, idempotency_key)
+        if pending is not None:
+            # Above its threshold: recorded after every check, and nothing is sent until approved.
+            return SubmitResult(Answer.PENDING_APPROVAL, pending)
         # Watched before the dispatcher hears of it, so no outcome can come before anyone listens.
         waiter = self.waiters.watch(intent_id)
         with self._built_lock:
@@ -218,7 +228,9 @@ class IntentService:
             {"expected": expected},
         )
 
-    def _record(self, session: Session, b: Built, digest: str, key: str | None, raw: Any) -> Intent:
+    def _record(
+        self, session: Session, b: Built, digest: str, key: str | None, raw: Any, *, gated: bool = False
+    ) -> Intent:
         assert b.signature is not None
         message = eip712.typed_data(self.domain, b.intent)["message"]
         if b.exits is not None:
@@ -234,8 +246,76 @@ class IntentService:
             message=message,
             signature=b.signature.to_hex(),
             position_id=b.position.position_id if b.position else None,
+            deadline=b.intent.deadline,
         )
-        return lifecycle.record(session, row)
+        return lifecycle.record(session, row, IntentState.PENDING_APPROVAL if gated else IntentState.RECEIVED)
+
+    # ------------------------------------------------------------------ approvals (SPEC §5.5)
+
+    def approve(self, approval_id: int, by: str) -> dict[str, Any]:
+        """Every check again, on the state of this moment (a failure rejects the intent with that
+        check's code, answered as that error), then received: the dispatcher sends it as any other.
+        Past its deadline it is rejected `deadline_expired` and refused; decided already → 409."""
+        now = self.chain_now()
+        refusal: RelayerError | None = None
+        built: Built | None = None
+        with self.sessions.begin() as session:
+            row = approvals.find(session, approval_id)
+            if row.status != IntentState.PENDING_APPROVAL:
+                raise approvals.decided_error(row)
+            if approvals.expired(row.deadline, now):
+                done = approvals.expire(session, row, now)
+                refusal = approvals.expiry_error(row, now)
+            else:
+                try:
+                    built = self.built(row.agent_id, row.primary_type, row.request)
+                    refusal = self.prepare.first_failure(
+                        built, self.prepare.context(session, built.agent, now, before_nonce=row.nonce)
+                    )
+                except RelayerError as exc:
+                    refusal = exc
+                if refusal is not None:
+                    done = approvals.refuse_on_check(session, row, by, refusal)
+                else:
+                    done = approvals.approve(session, row, by)
+            intent_id = row.id
+            doc = approvals.approval_json(row) if done else None
+        if doc is None:
+            with self.sessions() as session:
+                raise approvals.decided_error(approvals.find(session, approval_id))
+        if refusal is not None:
+            self.finalizer.on_final([intent_id])  # its later intents were rejected with it
+            raise RelayerError(
+                refusal.code,
+                refusal.message,
+                {
+                    **refusal.details,
+                    "intentId": str(intent_id),
+                    "approvalId": approval_id,
+                    "status": "rejected",
+                },
+            )
+        if built is not None:
+            with self._built_lock:
+                if len(self._built) < _BUILT_CACHE_MAX:
+                    self._built[intent_id] = built
+        self.dispatcher.wake()
+        return doc
+
+    def reject(self, approval_id: int, by: str, reason: str) -> dict[str, Any]:
+        text = approvals.check_reason(reason)
+        with self.sessions.begin() as session:
+            row = approvals.find(session, approval_id)
+            if row.status != IntentState.PENDING_APPROVAL:
+                raise approvals.decided_error(row)
+            done = approvals.reject(session, row, by, text)
+            intent_id = row.id
+            doc = approvals.approval_json(row) if done else None
+        if doc is None:
+            with self.sessions() as session:
+                raise approvals.decided_error(approvals.find(session, approval_id))
+        self.finalizer.on_final([intent_id])
+        return doc
 
     # ------------------------------------------------------------------ wakes
 

@@ -82,13 +82,19 @@ class Preparer:
         """When a transaction sent now executes: the next block, never before the last one + 1."""
         return max(int(self.clock()), self.state.block_timestamp + 1)
 
-    def context(self, session: Session, agent: AgentInfo, now: int) -> checks.Context:
+    def context(
+        self, session: Session, agent: AgentInfo, now: int, *, before_nonce: int | None = None
+    ) -> checks.Context:
+        """`before_nonce`: count only the agent's live intents with a lower nonce (an intent checked
+        again once it is approved, or right before it is sent, is judged behind its predecessors only)."""
         counters = self.state.counters_on(agent.agent_id, now)
-        # In flight, or confirmed in a block this process's indexer has not applied yet (another
-        # replica's submit, or ours a moment ago): both move the nonce on and count against limits.
+        # In flight, pending approval, or confirmed in a block this process's indexer has not applied yet
+        # (another replica's submit, or ours a moment ago): all move the nonce on and count against limits.
         live = session.execute(
             _IN_FLIGHT, {"agent_id": agent.agent_id, "next_nonce": counters.next_nonce}
         ).all()
+        if before_nonce is not None:
+            live = [r for r in live if r[0] < before_nonce]
         book = AgentBook(
             agent.allocation, counters.deployed, counters.turnover_today, counters.realized_pnl_today
         )

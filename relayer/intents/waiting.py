@@ -34,6 +34,7 @@ class Answer(StrEnum):
     EXISTING = "existing"  # the same signed intent (or Idempotency-Key) was submitted before
     CONFIRMED = "confirmed"  # mined, and this process's view includes its block
     IN_FLIGHT = "in_flight"  # not final within the wait: follow it with GET …/intents/{id}
+    PENDING_APPROVAL = "pending_approval"  # above its approval threshold: waits for a human (SPEC §5.5)
 
 
 @dataclass(frozen=True)

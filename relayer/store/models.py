@@ -34,10 +34,15 @@ class Base(DeclarativeBase):
 # ---------------------------------------------------------------------- intents
 
 
+# The statuses that hold an agent's nonce (lifecycle.HOLDS_NONCE; tests/unit/intents checks they agree).
+LIVE_NONCE_WHERE = "status IN ('received', 'submitted', 'confirmed', 'pending_approval')"
+
+
 class Intent(Base):
     __tablename__ = "intents"
     __table_args__ = (
         UniqueConstraint("agent_id", "idempotency_key", name="uq_intents_idempotency"),
+        UniqueConstraint("approval_id", name="uq_intents_approval_id"),
         Index("ix_intents_agent_status", "agent_id", "status"),
         Index("ix_intents_tx_request", "tx_request_id"),
         # Two different intents racing for one nonce: only one may be live; the other gets 409.
@@ -46,9 +51,11 @@ class Intent(Base):
             "agent_id",
             "nonce",
             unique=True,
-            sqlite_where=text("status IN ('received', 'submitted', 'confirmed')"),
-            postgresql_where=text("status IN ('received', 'submitted', 'confirmed')"),
+            sqlite_where=text(LIVE_NONCE_WHERE),
+            postgresql_where=text(LIVE_NONCE_WHERE),
         ),
+        # The dispatcher's expiry sweep: pending approvals whose deadline passed (SPEC §5.5).
+        Index("ix_intents_status_deadline", "status", "deadline"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -75,6 +82,13 @@ class Intent(Base):
     # both None when sent alone through the single-intent function.
     batch_index: Mapped[int | None] = mapped_column(Integer)
     batch_size: Mapped[int | None] = mapped_column(Integer)
+    # The human approval gate (SPEC §5.5): set when the intent waited for a decision.
+    approval_id: Mapped[str | None] = mapped_column(String(40))
+    approval: Mapped[str | None] = mapped_column(String(16))  # pending, approved, rejected, expired
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The signed deadline (also in `message`), a column so the expiry sweep is one indexed query.
+    deadline: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -307,6 +321,22 @@ class OperatorKey(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ApprovalPolicy(Base):
+    """An approval threshold (SPEC §5.5): opens and adds whose USDC exceeds `above` (6-decimal units)
+    wait for a human. `scope` is `track` (target: the track's name) or `agent` (target: its id); an
+    agent's policy overrides its track's."""
+
+    __tablename__ = "approval_policies"
+    __table_args__ = (UniqueConstraint("scope", "target", name="uq_approval_policies_target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    target: Mapped[str] = mapped_column(String(64))
+    above: Mapped[int] = mapped_column(BigInteger)
+    set_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
 class WebhookSubscription(Base):

@@ -99,7 +99,9 @@ def _submit_responses(codes: tuple[str, ...]) -> dict[int | str, dict[str, Any]]
         202: {
             "model": IntentPublic,
             "description": "Accepted, not mined within the wait (`Prefer: wait=N`): follow it with "
-            "GET /agents/{agentId}/intents/{intentId}.",
+            "GET /agents/{agentId}/intents/{intentId}. Or, above the approval threshold of its track or "
+            "agent: `status` pending_approval with an `approvalId` — nothing is sent until an approver "
+            "approves it (SPEC §5.5).",
         },
         **error_responses(*codes),
     }
@@ -161,7 +163,12 @@ Prefer = Annotated[
 
 
 # The route, not the pipeline, decides the HTTP status (SPEC §2.3).
-_STATUS_BY_ANSWER = {Answer.EXISTING: 200, Answer.CONFIRMED: 201, Answer.IN_FLIGHT: 202}
+_STATUS_BY_ANSWER = {
+    Answer.EXISTING: 200,
+    Answer.CONFIRMED: 201,
+    Answer.IN_FLIGHT: 202,
+    Answer.PENDING_APPROVAL: 202,
+}
 
 
 def _submit(

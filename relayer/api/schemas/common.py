@@ -54,6 +54,9 @@ AgentIdPath = Annotated[int, _id_path("The agent's id (the AgentRegistry's agent
 PositionIdPath = Annotated[int, _id_path("The position's id (the TradeRouter's positionId)."), _StrictId]
 VaultIdPath = Annotated[int, _id_path("The vault's id (the AgentRegistry's vaultId)."), _StrictId]
 IntentIdPath = Annotated[int, _id_path("The intent's id, as a submit answered it."), _StrictId]
+ApprovalIdPath = Annotated[
+    int, _id_path("The approval's id (`approvalId`, as the submit answered it: its intent's id)."), _StrictId
+]
 
 
 # ---------------------------------------------------------------------- errors

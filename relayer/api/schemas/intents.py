@@ -87,15 +87,17 @@ class BatchPublic(Public):
 
 class IntentPublic(Public):
     """An intent record. `status`: received → submitted → confirmed, or rejected / failed with a
-    `reason`. Submits answer it: 201 confirmed, 202 not mined within the wait, 200 the record of an
-    intent already submitted (idempotency)."""
+    `reason`; an open or add above its approval threshold starts pending_approval (with an
+    `approvalId`) and goes on to received once approved. Submits answer it: 201 confirmed, 202 not
+    mined within the wait or pending approval, 200 the record of an intent already submitted
+    (idempotency)."""
 
     intentId: str
     agentId: str
     type: Literal["OpenPosition", "AddToPosition", "ReducePosition", "UpdateExitLadder"]
     nonce: int
     digest: str = Field(description="The EIP-712 digest that was signed.")
-    status: str = Field(description="received, submitted, confirmed, rejected or failed.")
+    status: str = Field(description="pending_approval, received, submitted, confirmed, rejected or failed.")
     positionId: str | None
     transactionHash: str | None
     blockNumber: int | None
@@ -104,6 +106,9 @@ class IntentPublic(Public):
     fill: FillPublic | None = None
     reason: str | None = None
     batch: BatchPublic | None = None
+    approvalId: str | None = Field(
+        default=None, description="Set when the intent waited (or waits) for a human approval (SPEC §5.5)."
+    )
 
 
 class IntentStatusPublic(Public):

@@ -95,9 +95,28 @@ def test_gap_step_orphaned_when_the_predecessor_failed() -> None:
     assert gap_step((11, IntentState.FAILED), live_between=False) == Orphaned(11, IntentState.FAILED)
 
 
-@pytest.mark.parametrize("state", [IntentState.RECEIVED, IntentState.SUBMITTED, IntentState.CONFIRMED])
+@pytest.mark.parametrize(
+    "state",
+    [IntentState.PENDING_APPROVAL, IntentState.RECEIVED, IntentState.SUBMITTED, IntentState.CONFIRMED],
+)
 def test_gap_step_waits_for_a_live_predecessor(state: IntentState) -> None:
     assert isinstance(gap_step((11, state), live_between=False), Wait)
+
+
+def test_dispatch_step_a_successor_of_an_intent_pending_approval_is_beyond_a_gap() -> None:
+    """The pending intent (nonce 3) is not `received`, so it is not in the queue: its successor (4)
+    is beyond the next nonce, and `gap_step` makes it wait (below) rather than orphan it."""
+    assert dispatch_step(queue((4, 5), 3)) == Gap(4, 3)
+
+
+def test_gap_step_waits_behind_a_pending_approval_even_with_nothing_live_in_between() -> None:
+    assert gap_step((11, IntentState.PENDING_APPROVAL), live_between=False) == Wait(
+        "the predecessor intent is pending approval"
+    )
+
+
+def test_gap_step_orphaned_once_the_pending_predecessor_is_rejected() -> None:
+    assert gap_step((11, IntentState.REJECTED), live_between=False) == Orphaned(11, IntentState.REJECTED)
 
 
 def test_gap_step_waits_while_a_live_intent_holds_a_nonce_in_between() -> None:

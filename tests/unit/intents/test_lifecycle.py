@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from relayer.intents.lifecycle import (
@@ -24,7 +26,7 @@ from relayer.intents.lifecycle import (
 )
 from relayer.store.db import make_engine, make_session_factory
 from relayer.store.migrate import upgrade
-from relayer.store.models import Intent, IntentStatus, StreamEvent
+from relayer.store.models import LIVE_NONCE_WHERE, Intent, IntentStatus, StreamEvent
 
 
 @pytest.fixture
@@ -76,6 +78,13 @@ def test_live_states_hold_the_nonce_and_closed_ones_do_not() -> None:
         (IntentState.CONFIRMED, IntentState.FAILED, False),
         (IntentState.REJECTED, IntentState.RECEIVED, False),
         (IntentState.FAILED, IntentState.SUBMITTED, False),
+        (IntentState.PENDING_APPROVAL, IntentState.RECEIVED, True),  # approved
+        (IntentState.PENDING_APPROVAL, IntentState.REJECTED, True),  # refused, or its deadline passed
+        (IntentState.PENDING_APPROVAL, IntentState.SUBMITTED, False),  # nothing is sent while pending
+        (IntentState.PENDING_APPROVAL, IntentState.CONFIRMED, False),
+        (IntentState.PENDING_APPROVAL, IntentState.FAILED, False),
+        (IntentState.RECEIVED, IntentState.PENDING_APPROVAL, False),  # a decision is final
+        (IntentState.REJECTED, IntentState.PENDING_APPROVAL, False),
     ],
 )
 def test_allowed(current: IntentState, to: IntentState, ok: bool) -> None:
@@ -163,3 +172,54 @@ def test_reason_is_stored_with_the_history(sessions: sessionmaker[Session]) -> N
             select(IntentStatus.reason).where(IntentStatus.intent_id == intent_id)
         ).all()
         assert reasons == [None, "slippage_exceeded: would revert"]
+
+
+def test_pending_approval_holds_the_nonce_and_the_database_index_agrees() -> None:
+    assert IntentState.PENDING_APPROVAL in LIVE and IntentState.PENDING_APPROVAL in HOLDS_NONCE
+    listed = set(re.findall(r"'([a-z_]+)'", LIVE_NONCE_WHERE))
+    assert listed == {s.value for s in HOLDS_NONCE}
+
+
+def test_record_pending_approval_gets_an_approval_id(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        row = record(session, _intent(0), IntentState.PENDING_APPROVAL)
+        intent_id = row.id
+        assert intent_json(row)["approvalId"] == str(intent_id)
+    with sessions() as session:
+        stored = session.get(Intent, intent_id)
+        assert stored is not None and (stored.status, stored.approval) == ("pending_approval", "pending")
+        event = session.scalars(select(StreamEvent)).one()
+        assert event.data["status"] == "pending_approval" and event.data["approvalId"] == str(intent_id)
+
+
+def test_record_refuses_other_starting_states(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session, pytest.raises(ValueError):
+        record(session, _intent(0), IntentState.SUBMITTED)
+
+
+def test_a_pending_intent_holds_its_nonce_in_the_database(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        record(session, _intent(0), IntentState.PENDING_APPROVAL)
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        record(session, _intent(0, digest_salt=1))
+
+
+def test_a_decision_carries_who_decided_into_the_event(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        row = record(session, _intent(0), IntentState.PENDING_APPROVAL)
+        assert transition(session, row, IntentState.RECEIVED, "approved by alice", decided_by="alice")
+    with sessions() as session:
+        last = session.scalars(select(StreamEvent).order_by(StreamEvent.seq.desc())).first()
+        assert last is not None and last.data["decidedBy"] == "alice" and last.data["status"] == "received"
+
+
+def _intent(nonce: int, digest_salt: int = 0) -> Intent:
+    return Intent(
+        agent_id=1,
+        primary_type="OpenPosition",
+        nonce=nonce,
+        digest="0x" + f"{nonce + (digest_salt << 128):064x}",
+        request={},
+        message={},
+        signature="0x",
+    )
