@@ -34,7 +34,7 @@ from relayer.intents.claims import PositionClaims
 from relayer.intents.dispatcher import BatchPolicy, Dispatcher
 from relayer.intents.finalize import Finalizer
 from relayer.intents.lifecycle import IntentState, intent_json
-from relayer.intents.prepare import SUBMIT_FACTS_TTL_S, UNSIMULATED_GAS, Preparer, gas_limit, parse_body
+from relayer.intents.prepare import UNSIMULATED_GAS, Preparer, gas_limit, parse_body
 from relayer.intents.strikes import Standing, StrikePolicy
 from relayer.intents.waiting import Answer, SubmitResult, Waiters, answer
 from relayer.metrics import Metrics
@@ -142,7 +142,7 @@ class IntentService:
             )
         gas = 0
         try:
-            self.prepare.ensure_chain(SUBMIT_FACTS_TTL_S)
+            self.prepare.ensure_chain()
             error = self.prepare.first_failure(b, ctx)
             if error is not None:
                 raise error

@@ -26,9 +26,6 @@ from relayer.store.models import Intent
 GAS_MARGIN: Final = 1.25
 GAS_HEADROOM: Final = 30_000  # keeps the 63/64 rule from starving the venue/vault calls
 UNSIMULATED_GAS: Final = 400_000  # funds check for an intent that waits for its turn (simulated when sent)
-# The submit path trusts a chain id check this recent (a burst asks once per this, not per intent);
-# the dispatcher always asks afresh before it records and sends anything.
-SUBMIT_FACTS_TTL_S: Final = 0.1
 
 
 def gas_limit(estimate: int) -> int:
@@ -74,7 +71,6 @@ class Preparer:
         self.router = router
         self.can_pay = can_pay
         self.clock = clock
-        self._chain_ok_at = -1e9  # monotonic time of the last chain id check that passed
         self._funded_at = -1e9
         self._funded_gas = 0
 
@@ -138,19 +134,13 @@ class Preparer:
 
     # ------------------------------------------------------------------ facts about the node
 
-    def ensure_chain(self, max_age_s: float = 0.0) -> None:
+    def ensure_chain(self) -> None:
         """503 while the node serves another chain than the one the relayer signs for: the EIP-712 domain
         (and the relayer's own transactions) carry the chain id, so neither an intent signed for the old
-        id nor one for the new id can be relayed correctly until the two agree again. A check passed
-        less than `max_age_s` ago stands (the dispatcher always asks afresh before it sends)."""
-        now = time.monotonic()
-        if now - self._chain_ok_at < max_age_s:
-            return
+        id nor one for the new id can be relayed correctly until the two agree again. Asked afresh
+        every time: a cached answer let an intent signed for the old id be recorded."""
         actual = self.router.chain_id()
-        if actual == self.domain.chain_id:
-            self._chain_ok_at = now
-        else:
-            self._chain_ok_at = -1e9
+        if actual != self.domain.chain_id:
             raise RelayerError(
                 "chain_unavailable",
                 f"the node now serves chain {actual}, but this relayer is configured for chain "
