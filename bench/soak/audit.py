@@ -152,9 +152,18 @@ def audit_intents(
     for digest, used in chain.by_digest.items():
         nonce_event = used[0]
         kind = INTENT_TYPE.get(int(nonce_event.args["intentType"]), "?")
+        # The intent's own events: from its NonceUsed to the next item's NonceUsed or IntentFailed (a
+        # batch carries several intents, an agent's pipelined ones included, in one transaction).
+        in_tx = sorted(chain.by_tx[nonce_event.tx_hash.lower()], key=lambda e: e.log_index)
+        start = next(i for i, e in enumerate(in_tx) if e.log_index == nonce_event.log_index)
+        own = []
+        for e in in_tx[start + 1 :]:
+            if e.name in ("NonceUsed", "IntentFailed"):
+                break
+            own.append(e)
         effects = [
             e
-            for e in chain.by_tx[nonce_event.tx_hash.lower()]
+            for e in own
             if e.name == EFFECT.get(kind)
             and int(e.args.get("agentId", nonce_event.args["agentId"])) == int(nonce_event.args["agentId"])
         ]
