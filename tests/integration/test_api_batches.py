@@ -78,6 +78,10 @@ def test_opens_of_many_agents_ready_together_go_out_in_one_batch(api: Api) -> No
             answers = list(pool.map(lambda ab: post(api, ab[0], "trade-intents", ab[1], NO_WAIT), bodies))
         assert all(a.status_code == 202 for a in answers), [a.text for a in answers]
         # One transaction is in flight; everything else waits for the next one (max_in_flight = 1).
+        deadline = time.monotonic() + 30
+        while not any(r.status == "submitted" for r in intent_rows(api)):
+            assert time.monotonic() < deadline, [(r.id, r.status) for r in intent_rows(api)]
+            time.sleep(0.05)
         in_flight = {r.tx_request_id for r in intent_rows(api) if r.status == "submitted"}
         assert len(in_flight) == 1, [(r.id, r.status, r.tx_request_id) for r in intent_rows(api)]
     finally:
