@@ -71,8 +71,6 @@ class Preparer:
         self.router = router
         self.can_pay = can_pay
         self.clock = clock
-        self._funded_at = -1e9
-        self._funded_gas = 0
 
     def chain_now(self) -> int:
         """When a transaction sent now executes: the next block, never before the last one + 1."""
@@ -148,17 +146,10 @@ class Preparer:
                 {"reason": "chain_id_changed", "chainId": actual, "expectedChainId": self.domain.chain_id},
             )
 
-    def ensure_funded(self, gas: int, max_age_s: float = 0.0) -> None:
+    def ensure_funded(self, gas: int) -> None:
         """503 while the relayer's keys cannot pay for the transaction: nothing is recorded, so the agent
-        retries later, rather than an intent accepted that cannot be sent. A check for at least this
-        much gas passed less than `max_age_s` ago stands."""
-        now = time.monotonic()
-        if now - self._funded_at < max_age_s and gas <= self._funded_gas:
-            return
-        if self.can_pay(gas):
-            self._funded_at, self._funded_gas = now, gas
-        else:
-            self._funded_at = -1e9
+        retries later, rather than an intent accepted that cannot be sent."""
+        if not self.can_pay(gas):
             raise RelayerError(
                 "chain_unavailable",
                 "the relayer cannot pay for gas at the moment; try again later",
