@@ -9,7 +9,7 @@ cannot be claimed for an intent until the keeper lets go of it, and the reverse.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -75,6 +75,18 @@ def exits_pending(session: Session) -> frozenset[int]:
         except ValueError:
             continue
     return frozenset(out)
+
+
+def intents_settled_after(session: Session, intents: Mapping[int, int], indexed_block: int) -> dict[int, int]:
+    """Of `intents` (position → intent id), those mined in a block after `indexed_block`: settled,
+    but a reader of the chain up to `indexed_block` still sees the position as it was before them."""
+    if not intents:
+        return {}
+    rows = session.execute(
+        select(Intent.id, Intent.block_number).where(Intent.id.in_(list(intents.values())))
+    ).all()
+    late = {int(i) for i, block in rows if block is not None and int(block) > indexed_block}
+    return {p: i for p, i in intents.items() if i in late}
 
 
 def intents_submitted(session: Session, positions: Iterable[int]) -> dict[int, int]:

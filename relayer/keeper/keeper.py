@@ -37,7 +37,7 @@ from relayer.chain.router import Revert, RouterClient, RouterRevertedError
 from relayer.chain.sender import TxSender
 from relayer.domain.exits import Fire, PositionState, decide_exits
 from relayer.errors import ChainUnavailableError
-from relayer.intents.claims import PositionClaims, intents_submitted
+from relayer.intents.claims import PositionClaims, intents_settled_after, intents_submitted
 from relayer.keeper.index import TriggerIndex
 from relayer.keeper.leader import Leadership
 from relayer.metrics import Metrics
@@ -59,6 +59,8 @@ EXIT_GAS_PER_RULE = 50_000
 
 def exit_gas_budget(fires: Sequence[Fire]) -> int:
     return EXIT_GAS_BASE + EXIT_GAS_PER_RULE * max(len(fires), 1)
+
+
 # An exit in flight that another process sent (found in the database after a takeover) is checked on
 # the node at most this often; once the node no longer knows any of its hashes, it is let go.
 FOREIGN_CHECK_S = 1.0
@@ -354,8 +356,20 @@ class Keeper:
         is held until the intent settles (`hold_for_intents`)."""
         claimed = [r.position.position_id for r in ready]
         busy: dict[int, int | None] = dict.fromkeys(self.claims.claim_exits(claimed))
+        with self.state.read():
+            indexed_block = self.state.block_number
+        # An intent held for: still busy once mined, until the index has read its block (the
+        # ladder or size it leaves behind), else the exit would be judged on the state before it.
+        waited = {
+            p: int(key) for p in claimed if (key := self._held_for_intent.get(p)) not in (None, "sending")
+        }
         with self.sessions() as session:
             busy.update(intents_submitted(session, claimed))
+            busy.update(
+                intents_settled_after(
+                    session, {p: i for p, i in waited.items() if p not in busy}, indexed_block
+                )
+            )
         try:
             holds = hold_for_intents(claimed, busy)
             for r in ready:
