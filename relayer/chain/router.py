@@ -196,14 +196,17 @@ class RouterClient:
         from_block = 0
         if self.sessions is not None:
             with self.sessions() as session:
+                # The cursor first: under READ COMMITTED (PostgreSQL) each statement sees the latest
+                # commit, and the indexer may commit a block between the two reads. Read in this
+                # order, a use the index does not show yet is in a block after the cursor read.
+                cursor = mirror.cursor(session)
+                if cursor is not None:
+                    from_block = cursor.block_number + 1
                 row = session.scalar(
                     select(NonceUse).where(NonceUse.agent_id == agent_id, NonceUse.nonce == nonce)
                 )
                 if row is not None:
                     return NonceUseRecord(row.digest, row.tx_hash)
-                cursor = mirror.cursor(session)
-                if cursor is not None:
-                    from_block = cursor.block_number + 1
         if from_block > 0 and from_block > int(rpc.call(self.w3, "eth_blockNumber", []), 16):
             return None  # the index has every block there is
         logs: list[dict[str, Any]] = rpc.call(
