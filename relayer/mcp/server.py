@@ -90,8 +90,30 @@ class IntentRecord(_Open):
     reason: str | None = None
 
 
+MarketStatus = Literal["Unknown", "PreMarket", "Regular", "PostMarket", "Overnight", "Closed", "Halted"]
+
+
+class _Market(_Open):
+    """The market fields (SPEC §5.6) of prices, quotes and positions."""
+
+    marketStatus: MarketStatus | None = Field(
+        None, description="the oracle's market status; opens and adds only in the track's sessions"
+    )
+    nextOpen: int | None = Field(None, description="unix seconds of the next regular open, when known")
+    multiplier: dict[str, Any] | None = Field(
+        None, description="share multiplier {current, next, effectiveAt, epoch}: splits change it"
+    )
+
+
+class PriceDoc(_Market):
+    symbol: str
+    price: str | None
+    sharePrice: str | None = None
+    stale: bool = False
+
+
 class Prices(_Open):
-    prices: list[dict[str, Any]]
+    prices: list[PriceDoc]
 
 
 class AgentAccount(_Open):
@@ -107,7 +129,7 @@ class Positions(_Open):
     positions: list[dict[str, Any]]
 
 
-class PositionDoc(_Open):
+class PositionDoc(_Market):
     id: str
     status: str
     symbol: str
@@ -115,7 +137,7 @@ class PositionDoc(_Open):
     ladder: list[dict[str, Any]]
 
 
-class QuoteDoc(_Open):
+class QuoteDoc(_Market):
     nonce: int
     typedData: dict[str, Any]
     checks: list[dict[str, Any]]

@@ -160,12 +160,55 @@ class Intent:
 
 
 @dataclass(frozen=True)
+class Multiplier:
+    """A token's share multiplier (SPEC §5.6): shares per token in force, and a scheduled change."""
+
+    current: Decimal
+    next: Decimal | None = None
+    effective_at: int | None = None
+    epoch: int | None = None
+
+    @classmethod
+    def from_json(cls, value: Any) -> Multiplier | None:
+        if not isinstance(value, Mapping):
+            return None
+        current = _dec(value.get("current"))
+        if current is None:
+            return None
+        return cls(current, _dec(value.get("next")), _int(value.get("effectiveAt")), _int(value.get("epoch")))
+
+
+@dataclass(frozen=True)
+class Market:
+    """What the market allows now (SPEC §5.6): the oracle's status (``Regular``, ``Closed``, ``Halted``,
+    …), the next regular open while it is not Regular (unix s, when known) and the multiplier."""
+
+    status: str | None = None
+    next_open: int | None = None
+    multiplier: Multiplier | None = None
+
+    @property
+    def regular(self) -> bool:
+        return self.status == "Regular"
+
+    @classmethod
+    def from_json(cls, d: Json) -> Market | None:
+        if "marketStatus" not in d and "multiplier" not in d:
+            return None  # a relayer from before markets
+        return cls(
+            _str(d.get("marketStatus")), _int(d.get("nextOpen")), Multiplier.from_json(d.get("multiplier"))
+        )
+
+
+@dataclass(frozen=True)
 class Price:
     symbol: str
     price: Decimal | None
     token: str | None = None
     updated_at: int | None = None
     stale: bool = False
+    share_price: Decimal | None = None  # USD per share as quoted: price = share_price × multiplier
+    market: Market | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -176,6 +219,8 @@ class Price:
             token=_str(d.get("token")),
             updated_at=_int(d.get("updatedAt")),
             stale=bool(d.get("stale", False)),
+            share_price=_dec(d.get("sharePrice")),
+            market=Market.from_json(d),
             raw=dict(d),
         )
 
@@ -224,6 +269,7 @@ class Position:
     ladder: tuple[LadderRule, ...] = ()
     history: tuple[dict[str, Any], ...] = ()
     audit: tuple[dict[str, Any], ...] = ()
+    market: Market | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -252,6 +298,7 @@ class Position:
             ladder=tuple(LadderRule.from_json(r) for r in _list(d.get("ladder")) if isinstance(r, Mapping)),
             history=tuple(_map(h) for h in _list(d.get("history"))),
             audit=tuple(_map(a) for a in _list(d.get("audit"))),
+            market=Market.from_json(d),
             raw=dict(d),
         )
 
@@ -318,6 +365,7 @@ class Quote:
     exits: tuple[dict[str, Any], ...] = ()
     checks: tuple[Check, ...] = ()
     defaulted: tuple[str, ...] = ()
+    market: Market | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -353,6 +401,7 @@ class Quote:
                 if isinstance(c, Mapping)
             ),
             defaulted=tuple(str(x) for x in _list(d.get("defaulted"))),
+            market=Market.from_json(d),
             raw=dict(d),
         )
 

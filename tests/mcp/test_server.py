@@ -92,6 +92,13 @@ async def _exercise(client: Client, key: str) -> None:
 
     prices = await call("get_prices", {"symbols": ["NVDA"]})
     assert not prices.is_error and prices.structured_content["prices"][0]["price"] == "182.35"
+    # The market fields are named in the output schemas (SPEC §5.6), not only passed through.
+    for name, where in (("get_prices", "PriceDoc"), ("quote", None), ("get_position", None)):
+        schema = listed[name].output_schema or {}
+        props = schema["$defs"][where]["properties"] if where else schema["properties"]
+        assert {"marketStatus", "nextOpen", "multiplier"} <= set(props), name
+    assert prices.structured_content["prices"][0]["marketStatus"] == "Unknown"
+    assert prices.structured_content["prices"][0]["multiplier"]["current"] == "1"
     account = await call("get_account", {})
     assert account.structured_content["nextNonce"] == 0
     q = await call("quote", {"type": "open", "symbol": "NVDA", "usdcAmount": "100", "exits": LADDER})

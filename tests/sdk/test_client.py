@@ -51,6 +51,10 @@ def test_sync_client_trades_and_reads(api: Api) -> None:
         assert "0x" + "42" not in repr(c) and c.address in repr(c)
         [nvda] = c.prices("NVDA")
         assert nvda.symbol == "NVDA" and nvda.price == Decimal("182.35") and not nvda.stale
+        # The market (SPEC §5.6): no split yet, so the price per share is the price per token.
+        assert nvda.market is not None and nvda.market.status == "Unknown"  # the seed sets no status
+        assert nvda.market.multiplier is not None and nvda.market.multiplier.current == 1
+        assert nvda.market.multiplier.next is None and nvda.share_price == nvda.price
         assert {p.symbol for p in c.prices()} >= {"NVDA", "AAPL", "TSLA", "MSFT", "SPY"}
         before = c.account()
         assert before.agent_id == c.agent_id and before.signer == c.address and before.track == "funded"
@@ -59,6 +63,7 @@ def test_sync_client_trades_and_reads(api: Api) -> None:
         q = c.quote_open("NVDA", "100", LADDER)
         assert q.ok and q.primary_type == "OpenPosition" and q.nonce == 0 and q.symbol == "NVDA"
         assert q.exits == tuple(r.to_json() for r in LADDER)
+        assert q.market == nvda.market
 
         p = c.open("NVDA", usdc="100", exits=LADDER)
         _confirmed(p, "OpenPosition")
@@ -72,6 +77,7 @@ def test_sync_client_trades_and_reads(api: Api) -> None:
             ("StopLoss", -500, 10000),
         ]
         assert pos.ladder[1].trigger_price is not None and pos.history
+        assert pos.market == nvda.market
 
         assert c.quote_add(p.position_id, "50").position_id == p.position_id
         _confirmed(added := c.add(p.position_id, usdc="50"), "AddToPosition")

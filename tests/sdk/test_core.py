@@ -6,7 +6,17 @@ from decimal import Decimal
 
 import pytest
 
-from relayer.sdk import AlphaGridError, Intent, Position, RetryPolicy, StopLoss, TakeProfit
+from relayer.sdk import (
+    AlphaGridError,
+    Intent,
+    Market,
+    Multiplier,
+    Position,
+    Price,
+    RetryPolicy,
+    StopLoss,
+    TakeProfit,
+)
 from relayer.sdk.core import SseParser, amount, error_of, human, quote_params, submit_body
 
 
@@ -34,6 +44,27 @@ def test_position_parsing_tolerates_missing_and_odd_fields() -> None:
         {"id": "4", "status": "open", "size": "not a number", "ladder": [{"triggerBps": -500}]}
     )
     assert p.position_id == 4 and p.size is None and p.ladder[0].trigger_bps == -500 and p.history == ()
+
+
+def test_market_fields_parse_a_pending_split_and_tolerate_an_older_relayer() -> None:
+    doc = {
+        "symbol": "NVDA",
+        "price": "180",
+        "sharePrice": "180",
+        "marketStatus": "Closed",
+        "nextOpen": 1_765_204_200,
+        "multiplier": {"current": "1", "next": "2", "effectiveAt": 1_765_200_000, "epoch": 0},
+    }
+    price = Price.from_json(doc)
+    assert price.share_price == Decimal("180")
+    assert price.market == Market(
+        "Closed", 1_765_204_200, Multiplier(Decimal(1), Decimal(2), 1_765_200_000, 0)
+    )
+    assert not price.market.regular
+    halted = Position.from_json({"id": "1", "status": "open", "marketStatus": "Halted", "nextOpen": None})
+    assert halted.market == Market("Halted", None, None)
+    assert Price.from_json({"symbol": "NVDA", "price": "1"}).market is None  # before SPEC §5.6
+    assert Multiplier.from_json({"current": "x"}) is None and Multiplier.from_json(None) is None
 
 
 def test_exit_rules_and_amounts() -> None:
