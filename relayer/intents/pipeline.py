@@ -28,13 +28,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from relayer import eip712
 from relayer.chain.router import RouterClient, RouterRevertedError
 from relayer.errors import RelayerError, invalid_request
-from relayer.intents import checks, lifecycle, strikes
+from relayer.intents import checks, decisions, lifecycle, strikes
 from relayer.intents.build import Built
 from relayer.intents.claims import PositionClaims
 from relayer.intents.dispatcher import BatchPolicy, Dispatcher
 from relayer.intents.finalize import Finalizer
 from relayer.intents.lifecycle import IntentState, intent_json
-from relayer.intents.prepare import UNSIMULATED_GAS, Preparer, gas_limit, parse_body
+from relayer.intents.prepare import Preparer, gas_limit, parse_body
 from relayer.intents.strikes import Standing, StrikePolicy
 from relayer.intents.waiting import Answer, SubmitResult, Waiters, answer
 from relayer.metrics import Metrics
@@ -140,7 +140,6 @@ class IntentService:
                 int(b.usdc_amount),
                 approvals.threshold_for(session, b.agent.agent_id, self.state.tracks[b.agent.track_id][0]),
             )
-        gas = 0
         try:
             self.prepare.ensure_chain()
             error = self.prepare.first_failure(b, ctx)
@@ -149,12 +148,14 @@ class IntentService:
             first_in_line = b.intent.nonce == self.state.counters_on(b.agent.agent_id, ctx.now).next_nonce
             if first_in_line:
                 # Simulated alone first, so what would revert is refused now and never recorded; the
-                # dispatcher simulates its batch again right before sending.
+                # dispatcher simulates its batch again right before sending, and measures its gas then.
+                # One eth_call on the pending block (the next block's time, as an estimate runs it): an
+                # estimate would run the intent several times over for a number nothing here uses.
                 try:
-                    gas = self.client.estimate_gas(self.calldata(b))
+                    self.client.call(self.calldata(b), block="pending")
                 except RouterRevertedError as exc:
                     raise exc.revert.error() from None
-            self.prepare.ensure_funded(gas_limit(gas) if first_in_line else UNSIMULATED_GAS)
+            self.prepare.ensure_funded(gas_limit(decisions.GAS_BUDGET_BY_TYPE[b.primary_type]))
         except RelayerError:
             # A concurrent submit of this same intent may have been recorded (and even mined) since the
             # lookup above, which is why its nonce looks used: answer with that record, not a 409.

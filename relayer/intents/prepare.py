@@ -25,7 +25,6 @@ from relayer.store.models import Intent
 
 GAS_MARGIN: Final = 1.25
 GAS_HEADROOM: Final = 30_000  # keeps the 63/64 rule from starving the venue/vault calls
-UNSIMULATED_GAS: Final = 400_000  # funds check for an intent that waits for its turn (simulated when sent)
 
 
 def gas_limit(estimate: int) -> int:
