@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     # Open SSE streams: in total, and per client address (429 rate_limited beyond).
     max_streams: int = Field(default=1_000, ge=1)
     max_streams_per_client: int = Field(default=8, ge=1)
+    # Webhook outbox rows that are final (delivered, given up, cancelled) are deleted with their
+    # attempts this many days after their last attempt (SPEC §5.5); pending rows are never deleted.
+    webhook_retention_days: float = Field(default=7.0, gt=0)
     artifacts_dir: Path = REPO_ROOT / "out"
     abi_dir: Path = REPO_ROOT / "abi"
 

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from eth_account import Account
@@ -188,7 +189,9 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         domain=domain,
         limiter=RateLimiter(settings.submit_rate_per_s, settings.submit_burst),
         subscriptions=subscriptions,
-        webhooks=WebhookDelivery(sessions, subscriptions),
+        webhooks=WebhookDelivery(
+            sessions, subscriptions, retention=timedelta(days=settings.webhook_retention_days)
+        ),
         keys=KeyChecker(),
         strangers=RateLimiter(settings.unauthenticated_rate_per_s, settings.unauthenticated_burst),
     )

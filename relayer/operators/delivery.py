@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
@@ -32,6 +32,7 @@ from relayer.store.models import WebhookAttempt, WebhookOutbox, WebhookSubscript
 log = logging.getLogger("alphagrid.webhooks")
 
 USER_AGENT: Final = "AlphaGrid-Webhooks/1"
+FINAL_STATUSES: Final = ("delivered", "failed", "cancelled")
 
 
 # ---------------------------------------------------------------------- decisions (pure)
@@ -126,6 +127,8 @@ class WebhookDelivery:
         # no other process claims a row while this one still sends it.
         lease_s: float = 30.0,
         refresh_s: float = 1.0,
+        retention: timedelta = timedelta(days=7),
+        prune_every_s: float = 3600.0,
         transport: httpx.BaseTransport | None = None,
         unit: Callable[[], float] = random.random,
     ) -> None:
@@ -136,6 +139,8 @@ class WebhookDelivery:
         self.senders = senders
         self.lease_s = lease_s
         self.refresh_s = refresh_s
+        self.retention = retention
+        self.prune_every_s = prune_every_s
         self.unit = unit
         self.client = httpx.Client(
             timeout=timeout_s, follow_redirects=False, transport=transport, headers={"user-agent": USER_AGENT}
@@ -147,12 +152,16 @@ class WebhookDelivery:
 
     def run(self, stop: threading.Event, interval_s: float = 0.2) -> None:
         refreshed = 0.0
+        pruned = -self.prune_every_s  # once at start, then every `prune_every_s`
         with ThreadPoolExecutor(self.senders, thread_name_prefix="alphagrid-webhook-send") as pool:
             while not stop.is_set():
                 try:
                     if time.monotonic() - refreshed >= self.refresh_s:
                         self.subscriptions.reload()
                         refreshed = time.monotonic()
+                    if time.monotonic() - pruned >= self.prune_every_s:
+                        pruned = time.monotonic()
+                        self.prune(datetime.now(UTC))
                     claimed = self.claim()
                     if claimed:
                         list(pool.map(self.deliver, claimed))
@@ -162,6 +171,27 @@ class WebhookDelivery:
                 self._wake.wait(interval_s)
                 self._wake.clear()
         self.client.close()
+
+    def prune(self, now: datetime, *, chunk: int = 500) -> int:
+        """Deletes the outbox rows that are final (delivered, given up, cancelled) and whose last attempt
+        (or creation, if never attempted) is older than the retention, with their attempts; a pending
+        row is never deleted. In chunks, so SQLite's write lock is never held for long. Returns the
+        number of rows deleted."""
+        o = WebhookOutbox
+        cutoff = now - self.retention
+        old = (o.status.in_(FINAL_STATUSES), func.coalesce(o.last_attempt_at, o.created_at) < cutoff)
+        deleted = 0
+        while True:
+            with self.sessions.begin() as session:
+                ids = list(session.execute(select(o.id).where(*old).order_by(o.id).limit(chunk)).scalars())
+                if not ids:
+                    break
+                session.execute(delete(WebhookAttempt).where(WebhookAttempt.outbox_id.in_(ids)))
+                session.execute(delete(o).where(o.id.in_(ids), *old))
+            deleted += len(ids)
+        if deleted:
+            log.info("webhook outbox: %d final rows older than %s deleted", deleted, self.retention)
+        return deleted
 
     def claim(self) -> list[Claimed]:
         now = datetime.now(UTC)

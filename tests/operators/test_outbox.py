@@ -15,7 +15,7 @@ from relayer.operators import webhooks
 from relayer.operators.delivery import WebhookDelivery
 from relayer.operators.outbox import Subscriptions
 from relayer.store import mirror
-from relayer.store.models import StreamEvent, WebhookOutbox
+from relayer.store.models import StreamEvent, WebhookAttempt, WebhookOutbox
 
 
 def hooked(factory: sessionmaker[Session], *subs: tuple[list[str], int | None]) -> list[int]:
@@ -122,3 +122,45 @@ def test_a_subscription_removed_elsewhere_is_cancelled_at_claim(sessions: sessio
     with sessions() as session:
         assert list(session.execute(select(WebhookOutbox.status)).scalars()) == ["cancelled"]
     worker.client.close()
+
+
+def test_final_rows_past_the_retention_are_deleted_with_their_attempts(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Delivered, given-up and cancelled rows go once their last attempt (or creation) is older than the
+    retention, with their attempts, in chunks; a pending row stays however old it is."""
+    hooked(sessions, (["*"], None))
+    with sessions.begin() as session:
+        for i in range(7):
+            mirror.append_stream(session, 1, "intent_status", {"i": i})
+    now = datetime.now(UTC)
+    day = timedelta(days=1)
+    # (status, last attempt) per row, in id order
+    plan: list[tuple[str, datetime | None]] = [
+        ("delivered", now - 8 * day),  # old and final: deleted
+        ("failed", now - 9 * day),  # given up long ago: deleted
+        ("cancelled", None),  # never attempted; created 10 days ago below: deleted
+        ("pending", now - 30 * day),  # still to deliver: kept, however old
+        ("delivered", now - 6 * day),  # inside the retention: kept
+        ("delivered", now - 8 * day),
+        ("failed", now - 1 * day),  # kept
+    ]
+    with sessions.begin() as session:
+        ids = list(session.execute(select(WebhookOutbox.id).order_by(WebhookOutbox.id)).scalars())
+        assert len(ids) == len(plan)
+        for outbox_id, (status, last) in zip(ids, plan, strict=True):
+            session.execute(
+                update(WebhookOutbox)
+                .where(WebhookOutbox.id == outbox_id)
+                .values(status=status, last_attempt_at=last, created_at=now - 10 * day)
+            )
+            if last is not None:
+                session.add(WebhookAttempt(outbox_id=outbox_id, at=last, status_code=200, duration_ms=3))
+    worker = WebhookDelivery(sessions, Subscriptions(sessions), retention=7 * day)
+    assert worker.prune(now, chunk=2) == 4
+    with sessions() as session:
+        left = list(session.execute(select(WebhookOutbox.id).order_by(WebhookOutbox.id)).scalars())
+        attempts = set(session.execute(select(WebhookAttempt.outbox_id)).scalars())
+    assert left == [ids[3], ids[4], ids[6]]
+    assert attempts == {ids[3], ids[4], ids[6]}
+    assert worker.prune(now) == 0
