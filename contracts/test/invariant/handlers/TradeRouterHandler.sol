@@ -183,7 +183,9 @@ contract TradeRouterHandler is TestBase {
                     minTakeProfitBps: 100,
                     maxTakeProfitBps: 5_000,
                     requireStopLoss: true,
-                    requireTakeProfit: true
+                    requireTakeProfit: true,
+                    sessions: 4, // Regular
+                    exitsWhenClosed: IAgentRegistry.ExitsWhenClosed.Hold
                 })
             );
         _agentIds[2] = d.registry.registerAgent(vm.addr(_agentKeys[2]), d.vaultId, tight, 200_000e6);
