@@ -162,6 +162,7 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         claims=claims,
         metrics=metrics,
         strike_policy=settings.strike_policy,
+        market_calendar=settings.market_calendar,
     )
     keeper = Keeper(
         sessions=sessions,
