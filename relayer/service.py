@@ -172,6 +172,7 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         metrics=metrics,
         leader=make_leader(engine, sessions),
         claims=claims,
+        market_calendar=settings.market_calendar,
     )
     return Services(
         settings=settings,
