@@ -108,7 +108,13 @@ contract TradeRouterMarketsTest is Fixture {
 
     function _label(string memory what, uint8 sessions, uint8 a, uint8 b) internal pure returns (string memory) {
         return string.concat(
-            what, " sessions=", vm.toString(uint256(sessions)), " status=", vm.toString(uint256(a)), " quoted=", vm.toString(uint256(b))
+            what,
+            " sessions=",
+            vm.toString(uint256(sessions)),
+            " status=",
+            vm.toString(uint256(a)),
+            " quoted=",
+            vm.toString(uint256(b))
         );
     }
 
