@@ -28,6 +28,7 @@ STATUS_BY_CODE: Final[Mapping[str, int]] = {
     "approval_decided": 409,
     "deadline_expired": 422,
     "approval_rejected": 422,
+    "market_closed": 422,
     "token_not_allowed": 422,
     "exit_ladder_invalid": 422,
     "trade_size_exceeded": 422,
@@ -67,6 +68,8 @@ CODE_BY_REVERT: Final[Mapping[str, str]] = {
     "SlippageExceeded": "slippage_exceeded",
     "MinOutputNotMet": "slippage_exceeded",
     "OraclePriceStale": "oracle_stale",
+    "MarketClosed": "market_closed",
+    "MarketHalted": "market_closed",
     "EnforcedPause": "paused",
     "AmountTooLarge": "invalid_request",
 }

@@ -163,6 +163,7 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         claims=claims,
         metrics=metrics,
         strike_policy=settings.strike_policy,
+        market_calendar=settings.market_calendar,
     )
     keeper = Keeper(
         sessions=sessions,
@@ -172,6 +173,7 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         metrics=metrics,
         leader=make_leader(engine, sessions),
         claims=claims,
+        market_calendar=settings.market_calendar,
     )
     return Services(
         settings=settings,

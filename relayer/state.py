@@ -167,16 +167,7 @@ class ChainState:
     def _on_TrackSet(self, log: DecodedLog, _ts: int) -> None:  # noqa: N802
         a = log.args
         t = a["track"]
-        track = Track(
-            t["maxTradeSizeBps"],
-            t["maxDailyTurnoverBps"],
-            t["maxDailyLossBps"],
-            t["maxStopLossBps"],
-            t["minTakeProfitBps"],
-            t["maxTakeProfitBps"],
-            t["requireStopLoss"],
-            t["requireTakeProfit"],
-        )
+        track = Track.from_event(t)
         self.tracks[a["trackId"]] = (a["name"], track)
         self.track_ids[a["name"]] = a["trackId"]
 

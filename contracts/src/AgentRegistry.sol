@@ -123,20 +123,50 @@ contract AgentRegistry is IAgentRegistry, AccessControl {
     function agentConfig(uint256 agentId) external view returns (AgentConfig memory config) {
         AgentRecord memory a = _agents[agentId];
         if (a.signer == address(0)) return config;
-        config = AgentConfig({
-            signer: a.signer,
-            vault: a.vault,
-            vaultId: a.vaultId,
-            trackId: a.trackId,
-            allocation: a.allocation,
-            active: a.active,
-            track: _tracks[a.trackId]
-        });
+        // Filled in place: the router pays for this call on every intent, and a second struct (or the
+        // track copied into a fresh one) would be allocated and zeroed for nothing.
+        config.signer = a.signer;
+        config.vault = a.vault;
+        config.vaultId = a.vaultId;
+        config.trackId = a.trackId;
+        config.allocation = a.allocation;
+        config.active = a.active;
+        Track storage s = _tracks[a.trackId];
+        Track memory t = config.track;
+        uint256 w;
+        assembly ("memory-safe") {
+            w := sload(s.slot)
+        }
+        // `Track`'s packed layout, low bits first.
+        t.maxTradeSizeBps = uint16(w);
+        t.maxDailyTurnoverBps = uint32(w >> 16);
+        t.maxDailyLossBps = uint16(w >> 48);
+        t.maxStopLossBps = uint16(w >> 64);
+        t.minTakeProfitBps = uint32(w >> 80);
+        t.maxTakeProfitBps = uint32(w >> 112);
+        t.requireStopLoss = uint8(w >> 144) != 0;
+        t.requireTakeProfit = uint8(w >> 152) != 0;
+        t.sessions = uint8(w >> 160);
+        // Written only from the enum (setTrack's calldata is checked), so always in range.
+        assembly ("memory-safe") {
+            mstore(add(t, 0x120), and(shr(168, w), 0xff))
+        }
     }
 
     /// @inheritdoc IAgentRegistry
     function vaultOf(uint256 agentId) external view returns (address) {
         return _agents[agentId].vault;
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function exitPolicyOf(uint256 agentId)
+        external
+        view
+        returns (address vault, uint8 sessions, ExitsWhenClosed exitsWhenClosed)
+    {
+        AgentRecord storage a = _agents[agentId];
+        Track storage t = _tracks[a.trackId];
+        return (a.vault, t.sessions, t.exitsWhenClosed);
     }
 
     /// @inheritdoc IAgentRegistry
@@ -187,7 +217,8 @@ contract AgentRegistry is IAgentRegistry, AccessControl {
     }
 
     /// @dev Rejects limits the router could not apply sensibly (a zero loss limit would block every
-    ///      trade; a stop beyond −100% could never fire; a take-profit must fit an int32 trigger).
+    ///      trade; a stop beyond −100% could never fire; a take-profit must fit an int32 trigger; a track
+    ///      with no session could never open).
     function _validateTrack(Track calldata t) private pure {
         if (t.maxTradeSizeBps == 0 || t.maxTradeSizeBps > BPS) revert InvalidTrack("maxTradeSizeBps not in 1..10000");
         if (t.maxDailyTurnoverBps == 0) revert InvalidTrack("maxDailyTurnoverBps is 0");
@@ -196,5 +227,8 @@ contract AgentRegistry is IAgentRegistry, AccessControl {
         if (t.minTakeProfitBps == 0) revert InvalidTrack("minTakeProfitBps is 0");
         if (t.minTakeProfitBps > t.maxTakeProfitBps) revert InvalidTrack("minTakeProfitBps above maxTakeProfitBps");
         if (t.maxTakeProfitBps > uint32(type(int32).max)) revert InvalidTrack("maxTakeProfitBps above int32");
+        if (t.sessions == 0) revert InvalidTrack("sessions is empty");
+        // Bit 6 is Halted (nothing opens in a halt), bit 7 no status at all.
+        if (t.sessions >> 6 != 0) revert InvalidTrack("sessions include Halted or no status");
     }
 }

@@ -20,11 +20,14 @@ contract PriceOracle is IPriceOracle, AccessControl {
     uint256 public constant MIN_MULTIPLIER = 1e9;
     uint256 public constant MAX_MULTIPLIER = 1e27;
 
-    /// @dev One slot per token: what `latestPrice` reads. `price` is per token.
+    /// @dev One slot per token: what `latestPrice` and `latestPriceStatus` read. `price` is per token;
+    ///      `status` mirrors `Market.status` (written with it), `quotedStatus` the status at the push.
     struct Feed {
         uint128 price;
         uint64 updatedAt;
-        uint64 roundId;
+        uint48 roundId; // 2^48 rounds: beyond any feed's lifetime
+        MarketStatus status;
+        MarketStatus quotedStatus;
     }
 
     /// @dev The latest round as quoted: share price and the multiplier (and its epoch) it was quoted under.
@@ -132,9 +135,16 @@ contract PriceOracle is IPriceOracle, AccessControl {
 
     /// @inheritdoc IPriceOracle
     function latestPrice(address token) external view returns (uint256 price, uint256 updatedAt, uint256 roundId) {
-        Feed memory f = _feeds[token];
-        if (f.roundId == 0) revert PriceUnavailable(token);
-        return (f.price, f.updatedAt, f.roundId);
+        (price, updatedAt, roundId,,) = _latest(token);
+    }
+
+    /// @inheritdoc IPriceOracle
+    function latestPriceStatus(address token)
+        external
+        view
+        returns (uint256 price, uint256 updatedAt, uint256 roundId, MarketStatus status, MarketStatus quotedStatus)
+    {
+        return _latest(token);
     }
 
     /// @inheritdoc IPriceOracle
@@ -211,6 +221,29 @@ contract PriceOracle is IPriceOracle, AccessControl {
 
     // ------------------------------------------------------------------ internals
 
+    /// @dev The feed's slot, read once and unpacked by hand (the router and the venue read it on every
+    ///      trade; a storage struct copied to memory costs a read per field). `Feed`'s layout, low bits first.
+    function _latest(address token)
+        private
+        view
+        returns (uint256 price, uint256 updatedAt, uint256 roundId, MarketStatus status, MarketStatus quotedStatus)
+    {
+        Feed storage f = _feeds[token];
+        uint256 w;
+        assembly ("memory-safe") {
+            w := sload(f.slot)
+        }
+        roundId = uint48(w >> 192);
+        if (roundId == 0) revert PriceUnavailable(token);
+        price = uint128(w);
+        updatedAt = uint64(w >> 128);
+        // Written only from the enum, so always in range.
+        assembly ("memory-safe") {
+            status := and(shr(240, w), 0xff)
+            quotedStatus := shr(248, w)
+        }
+    }
+
     function _orOne(uint256 multiplier) private pure returns (uint256) {
         return multiplier == 0 ? ONE : multiplier;
     }
@@ -243,9 +276,11 @@ contract PriceOracle is IPriceOracle, AccessControl {
         // Rounds down: the per-token price never exceeds what the share price says.
         uint256 price = sharePrice * multiplier / ONE;
         if (price == 0 || price > type(uint128).max) revert TokenPriceOutOfRange(sharePrice, multiplier);
-        uint64 roundId = _feeds[token].roundId + 1;
-        _feeds[token] = Feed({price: uint128(price), updatedAt: uint64(block.timestamp), roundId: roundId});
+        uint48 roundId = _feeds[token].roundId + 1;
         MarketStatus status = _markets[token].status;
+        _feeds[token] = Feed({
+            price: uint128(price), updatedAt: uint64(block.timestamp), roundId: roundId, status: status, quotedStatus: status
+        });
         _shareRounds[token] = ShareRound({
             sharePrice: uint128(sharePrice), multiplier: uint96(multiplier), epoch: uint16(epoch), status: status
         });
@@ -256,6 +291,7 @@ contract PriceOracle is IPriceOracle, AccessControl {
     function _setStatus(address token, MarketStatus status) private {
         if (_markets[token].status == status) return;
         _markets[token].status = status;
+        _feeds[token].status = status;
         emit MarketStatusSet(token, status, block.timestamp);
     }
 }

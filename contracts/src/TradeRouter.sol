@@ -34,6 +34,9 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     uint256 private constant BPS = 10_000;
     uint256 private constant NONE = type(uint256).max;
+    /// @dev `IPriceOracle.MarketStatus` values the router tests for (SPEC §5.6).
+    uint256 private constant UNKNOWN = uint256(IPriceOracle.MarketStatus.Unknown);
+    uint256 private constant HALTED = uint256(IPriceOracle.MarketStatus.Halted);
 
     IAgentRegistry public immutable agentRegistry;
     ITokenRegistry public immutable tokenRegistry;
@@ -144,8 +147,9 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         ExitLadder.validate(exits, agent.track);
         _checkBuyLimits(agent, st, intent.usdcAmount);
 
-        (uint256 price, uint256 tokensOut) =
-            _buy(agent.vault, token, intent.usdcAmount, intent.minTokenOut, intent.maxSlippageBps);
+        (uint256 price, uint256 tokensOut) = _buy(
+            agent.vault, token, intent.usdcAmount, intent.minTokenOut, intent.maxSlippageBps, agent.track.sessions
+        );
 
         positionId = ++_positionCount;
         _storeHolding(
@@ -188,8 +192,9 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         if (!tokenRegistry.isAllowed(agent.vaultId, token)) revert TokenNotAllowed(agent.vaultId, token);
         _checkBuyLimits(agent, st, intent.usdcAmount);
 
-        (uint256 price, uint256 tokensOut) =
-            _buy(agent.vault, token, intent.usdcAmount, intent.minTokenOut, intent.maxSlippageBps);
+        (uint256 price, uint256 tokensOut) = _buy(
+            agent.vault, token, intent.usdcAmount, intent.minTokenOut, intent.maxSlippageBps, agent.track.sessions
+        );
 
         h.size = _toUint128(h.size + tokensOut);
         h.costBasis = _toUint64(h.costBasis + intent.usdcAmount);
@@ -586,18 +591,84 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         _requireFresh(token, updatedAt);
     }
 
+    /// @dev Opens and adds (SPEC §5.6): a fresh price while the status is one of the track's sessions.
+    ///      The status and the price share the oracle's slot. A feed with no status (Unknown) is not
+    ///      gated; Halted is never in a track's sessions (the registry refuses it).
+    function _openPrice(address token, uint8 sessions) private view returns (uint256 price) {
+        uint256 updatedAt;
+        uint256 status;
+        (price, updatedAt,, status,) = _latestPriceStatus(token);
+        if (status != UNKNOWN && !_inSessions(sessions, status)) revert MarketClosed(token, uint8(status));
+        _requireFresh(token, updatedAt);
+    }
+
+    /// @dev `oracle.latestPriceStatus(token)`, called and read by hand: it runs on every open, add and
+    ///      exit, and the generated decoder's checks cost ~150 gas the trusted oracle does not need. The
+    ///      oracle's own revert (`PriceUnavailable`) is passed on.
+    function _latestPriceStatus(address token)
+        private
+        view
+        returns (uint256 price, uint256 updatedAt, uint256 roundId, uint256 status, uint256 quoted)
+    {
+        address oracle_ = address(oracle);
+        bytes4 selector = IPriceOracle.latestPriceStatus.selector;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, selector)
+            mstore(add(m, 4), token)
+            if iszero(staticcall(gas(), oracle_, m, 0x24, m, 0xa0)) {
+                returndatacopy(m, 0, returndatasize())
+                revert(m, returndatasize())
+            }
+            if lt(returndatasize(), 0xa0) { invalid() }
+            price := mload(m)
+            updatedAt := mload(add(m, 0x20))
+            roundId := mload(add(m, 0x40))
+            status := mload(add(m, 0x60))
+            quoted := mload(add(m, 0x80))
+        }
+    }
+
+    /// @dev Exits (SPEC §5.6): none while halted; on a `Hold` track, only while the status now and the
+    ///      one the price was quoted in are both in its sessions (a rule crossed by the last price of a
+    ///      closed market waits for the next price quoted in a session). Unknown is not gated. Returns
+    ///      the vault, from the registry (with the policy when the status needs it).
+    function _exitGate(address token, uint256 agentId, uint256 status, uint256 quoted)
+        private
+        view
+        returns (address vault)
+    {
+        if (status == UNKNOWN) return agentRegistry.vaultOf(agentId);
+        if (status == HALTED) revert MarketHalted(token);
+        uint8 sessions;
+        IAgentRegistry.ExitsWhenClosed policy;
+        (vault, sessions, policy) = agentRegistry.exitPolicyOf(agentId);
+        if (policy == IAgentRegistry.ExitsWhenClosed.Hold) {
+            if (!_inSessions(sessions, status)) revert MarketClosed(token, uint8(status));
+            if (!_inSessions(sessions, quoted)) revert MarketClosed(token, uint8(quoted));
+        }
+    }
+
+    function _inSessions(uint8 sessions, uint256 status) private pure returns (bool) {
+        return (uint256(sessions) >> status) & 1 != 0;
+    }
+
     function _requireFresh(address token, uint256 updatedAt) private view {
         uint256 maxAge = _maxPriceAge;
         if (block.timestamp > updatedAt + maxAge) revert OraclePriceStale(token, updatedAt, maxAge);
     }
 
     /// @dev Pays the vault's USDC to the venue and checks the fill against a fresh oracle price and the floor.
-    function _buy(address vault, address token, uint256 usdcIn, uint256 minOut, uint256 maxSlippageBps)
-        private
-        returns (uint256 price, uint256 tokensOut)
-    {
+    function _buy(
+        address vault,
+        address token,
+        uint256 usdcIn,
+        uint256 minOut,
+        uint256 maxSlippageBps,
+        uint8 sessions
+    ) private returns (uint256 price, uint256 tokensOut) {
         if (maxSlippageBps > BPS) revert InvalidSlippageBps(maxSlippageBps);
-        price = _freshPrice(token);
+        price = _openPrice(token, sessions);
         IVault(vault).pay(usdc, address(venue), usdcIn);
         // Booked: what reached the vault, not what the venue says it sent (see _sell).
         uint256 held = IERC20(token).balanceOf(vault);
@@ -635,11 +706,13 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         if (provided != current) revert LadderMismatch(positionId, current, provided);
 
         uint256 updatedAt;
+        uint256 status;
+        uint256 quoted;
         ctx.token = ref.token;
         ctx.agentId = ref.agentId;
-        (ctx.price, updatedAt, ctx.roundId) = oracle.latestPrice(ref.token);
+        (ctx.price, updatedAt, ctx.roundId, status, quoted) = _latestPriceStatus(ref.token);
+        ctx.vault = _exitGate(ref.token, ref.agentId, status, quoted);
         _requireFresh(ref.token, updatedAt);
-        ctx.vault = agentRegistry.vaultOf(ref.agentId);
         ctx.scale = _scale(ref.token);
     }
 

@@ -36,7 +36,9 @@ contract AgentRegistryTest is TestBase {
             minTakeProfitBps: 100,
             maxTakeProfitBps: 5_000,
             requireStopLoss: true,
-            requireTakeProfit: false
+            requireTakeProfit: false,
+            sessions: 4, // Regular
+            exitsWhenClosed: IAgentRegistry.ExitsWhenClosed.Hold
         });
     }
 
@@ -161,7 +163,9 @@ contract AgentRegistryTest is TestBase {
             minTakeProfitBps: uint32(type(int32).max),
             maxTakeProfitBps: uint32(type(int32).max),
             requireStopLoss: false,
-            requireTakeProfit: false
+            requireTakeProfit: false,
+            sessions: 4, // Regular
+            exitsWhenClosed: IAgentRegistry.ExitsWhenClosed.Hold
         });
         _setTrack("edges", t);
         t.maxTradeSizeBps = 1;
@@ -272,7 +276,9 @@ contract AgentRegistryTest is TestBase {
         uint32 minTp,
         uint32 maxTp,
         bool reqSl,
-        bool reqTp
+        bool reqTp,
+        uint8 sessions,
+        bool fire
     ) public {
         IAgentRegistry.Track memory t = IAgentRegistry.Track({
             maxTradeSizeBps: uint16(bound(tradeBps, 1, 10_000)),
@@ -282,12 +288,80 @@ contract AgentRegistryTest is TestBase {
             minTakeProfitBps: 0,
             maxTakeProfitBps: uint32(bound(maxTp, 1, uint32(type(int32).max))),
             requireStopLoss: reqSl,
-            requireTakeProfit: reqTp
+            requireTakeProfit: reqTp,
+            sessions: uint8(bound(sessions, 1, 63)),
+            exitsWhenClosed: fire ? IAgentRegistry.ExitsWhenClosed.Fire : IAgentRegistry.ExitsWhenClosed.Hold
         });
         t.minTakeProfitBps = uint32(bound(minTp, 1, t.maxTakeProfitBps));
         uint256 id = _setTrack("fuzz", t);
         (, IAgentRegistry.Track memory stored) = registry.track(id);
         _assertTrackEq(stored, t, "round trip");
+        // agentConfig unpacks the track's slot by hand: the same track, field for field.
+        uint256 agentId = _registerAgent(signerA, _registerVault(vaultA), id, 1e6);
+        _assertTrackEq(registry.agentConfig(agentId).track, t, "agentConfig round trip");
+        (address vault, uint8 s, IAgentRegistry.ExitsWhenClosed policy) = registry.exitPolicyOf(agentId);
+        vm.assertEq(vault, vaultA, "exit vault");
+        vm.assertEq(s, t.sessions, "exit sessions");
+        vm.assertEq(uint8(policy), uint8(t.exitsWhenClosed), "exit policy");
+    }
+
+    function test_setTrack_revertsWhenSessionsEmpty() public {
+        IAgentRegistry.Track memory t = _track();
+        t.sessions = 0;
+        _expectInvalidTrack(t, "sessions is empty");
+    }
+
+    function test_setTrack_revertsWhenSessionsIncludeHalted() public {
+        IAgentRegistry.Track memory t = _track();
+        t.sessions = uint8(1 << 6) | 4;
+        _expectInvalidTrack(t, "sessions include Halted or no status");
+        t.sessions = uint8(1 << 6);
+        _expectInvalidTrack(t, "sessions include Halted or no status");
+    }
+
+    function test_setTrack_revertsWhenSessionsHaveBitSeven() public {
+        IAgentRegistry.Track memory t = _track();
+        t.sessions = uint8(1 << 7) | 4;
+        _expectInvalidTrack(t, "sessions include Halted or no status");
+    }
+
+    function test_setTrack_acceptsEverySessionButHalted() public {
+        IAgentRegistry.Track memory t = _track();
+        t.sessions = 63; // Unknown..Closed
+        t.exitsWhenClosed = IAgentRegistry.ExitsWhenClosed.Fire;
+        uint256 id = _setTrack("wide", t);
+        (, IAgentRegistry.Track memory stored) = registry.track(id);
+        _assertTrackEq(stored, t, "stored");
+    }
+
+    function test_setTrack_revertsOnOutOfRangePolicy() public {
+        // ABI decoding refuses an enum value beyond Fire (no InvalidTrack: the call never starts).
+        bytes memory data = abi.encodeCall(IAgentRegistry.setTrack, ("bad", _track()));
+        // Head: the name's offset, then the static struct's ten words; exitsWhenClosed is the tenth.
+        uint256 at = 4 + 32 + 9 * 32;
+        data[at + 31] = bytes1(uint8(2));
+        vm.prank(admin);
+        (bool ok,) = address(registry).call(data);
+        vm.assertFalse(ok, "policy 2 refused");
+        data[at + 31] = bytes1(uint8(1));
+        vm.prank(admin);
+        (ok,) = address(registry).call(data);
+        vm.assertTrue(ok, "policy 1 (Fire) accepted at the same offset");
+    }
+
+    function test_exitPolicyOf_followsTheAgentsTrack() public {
+        uint256 agentId = _seedAgent();
+        (address vault, uint8 sessions, IAgentRegistry.ExitsWhenClosed policy) = registry.exitPolicyOf(agentId);
+        vm.assertEq(vault, vaultA, "vault");
+        vm.assertEq(sessions, 4, "Regular");
+        vm.assertEq(uint8(policy), uint8(IAgentRegistry.ExitsWhenClosed.Hold), "hold");
+        IAgentRegistry.Track memory t = _track();
+        t.sessions = 6;
+        t.exitsWhenClosed = IAgentRegistry.ExitsWhenClosed.Fire;
+        _setTrack("evaluation", t);
+        (, sessions, policy) = registry.exitPolicyOf(agentId);
+        vm.assertEq(sessions, 6, "PreMarket+Regular");
+        vm.assertEq(uint8(policy), uint8(IAgentRegistry.ExitsWhenClosed.Fire), "fire");
     }
 
     function test_track_revertsForUnknownId() public {

@@ -213,7 +213,9 @@ contract TradeRouterBatchTest is BatchOracle {
                 minTakeProfitBps: 1,
                 maxTakeProfitBps: 100_000,
                 requireStopLoss: true,
-                requireTakeProfit: false
+                requireTakeProfit: false,
+                sessions: 4, // Regular
+                exitsWhenClosed: IAgentRegistry.ExitsWhenClosed.Hold
             })
         );
         uint256 n = _n(agentId);

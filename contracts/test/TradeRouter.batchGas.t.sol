@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+import {IPriceOracle} from "../src/interfaces/IPriceOracle.sol";
 import {ITradeRouter} from "../src/interfaces/ITradeRouter.sol";
 import {GasMeter} from "./TradeRouter.gas.t.sol";
 import {BatchItems} from "./utils/BatchItems.sol";
@@ -153,6 +154,35 @@ contract TradeRouterBatchExitGasTest is WarmBatchState {
 
     function test_executeExits_stopLoss50_gas() public {
         _measureBatch("executeExits_stopLoss50", _exits(50), 50);
+        vm.assertFalse(router.position(nvdaPositions[49]).open, "closed");
+    }
+}
+
+/// @dev The same batch with the market gate engaged (SPEC §5.6): NVDA's price quoted in Regular, so
+///      each item also reads its track's policy (`exitPolicyOf`, hold track: in session, it fires).
+contract TradeRouterBatchExitRegularSessionGasTest is WarmBatchState {
+    function setUp() public override {
+        super.setUp();
+        uint256 crossed = _priceAtPnl(nvdaPositions[0], -1_200); // before the prank: a call would use it up
+        vm.prank(admin);
+        oracle.setQuote(address(nvda), crossed, 0, IPriceOracle.MarketStatus.Regular);
+    }
+
+    function _exits(uint256 n) internal view returns (bytes memory) {
+        ITradeRouter.ExitCall[] memory items = new ITradeRouter.ExitCall[](n);
+        for (uint256 i; i < n; ++i) {
+            items[i] = BatchItems.exit(nvdaPositions[i], _defaultLadder());
+        }
+        return abi.encodeCall(ITradeRouter.executeExits, (items));
+    }
+
+    function test_executeExits_stopLoss10_regularSession_gas() public {
+        _measureBatch("executeExits_stopLoss10_regularSession", _exits(10), 10);
+        vm.assertFalse(router.position(nvdaPositions[9]).open, "closed");
+    }
+
+    function test_executeExits_stopLoss50_regularSession_gas() public {
+        _measureBatch("executeExits_stopLoss50_regularSession", _exits(50), 50);
         vm.assertFalse(router.position(nvdaPositions[49]).open, "closed");
     }
 }

@@ -505,7 +505,9 @@ contract TradeRouterExitTest is ExitHelpers {
                 minTakeProfitBps: 1,
                 maxTakeProfitBps: 1,
                 requireStopLoss: true,
-                requireTakeProfit: true
+                requireTakeProfit: true,
+                sessions: 4, // Regular
+                exitsWhenClosed: IAgentRegistry.ExitsWhenClosed.Hold
             })
         );
         vm.prank(admin);
@@ -536,7 +538,9 @@ contract TradeRouterExitTest is ExitHelpers {
                 minTakeProfitBps: 1,
                 maxTakeProfitBps: 100_000,
                 requireStopLoss: true,
-                requireTakeProfit: false
+                requireTakeProfit: false,
+                sessions: 4, // Regular
+                exitsWhenClosed: IAgentRegistry.ExitsWhenClosed.Hold
             })
         );
         _setPrice(address(nvda), _priceAt(id, -700));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+import {IPriceOracle} from "../src/interfaces/IPriceOracle.sol";
 import {ITradeRouter} from "../src/interfaces/ITradeRouter.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {IntentSigner} from "./utils/IntentSigner.sol";
@@ -278,5 +279,36 @@ contract TradeRouterFirstOpenGasTest is GasMeter {
     function test_openPosition_firstEver_gas() public {
         _measure("openPosition_firstEver", address(this), _openCall(address(nvda), 1_000e6, _defaultLadder()));
         vm.assertEq(router.positionCount(), 1, "opened");
+    }
+}
+
+/// @notice The same open and stop-loss exit with the market gate engaged (SPEC §5.6): both tokens
+///         publish a status (Regular, the price quoted in it), so the open checks the track's sessions
+///         and the exit reads the track's policy from the registry (`exitPolicyOf`, hold track). The
+///         figures above are for feeds without a status (Unknown: ungated).
+contract TradeRouterRegularSessionGasTest is WarmState {
+    function setUp() public override {
+        super.setUp();
+        uint256 crossed = _priceAtPnl(positionId, -1_200);
+        vm.startPrank(admin);
+        oracle.setQuote(address(aapl), AAPL_PRICE, 0, IPriceOracle.MarketStatus.Regular);
+        oracle.setQuote(address(nvda), crossed, 0, IPriceOracle.MarketStatus.Regular);
+        vm.stopPrank();
+    }
+
+    function test_openPosition_regularSession_gas() public {
+        bytes memory ret =
+            _measure("openPosition_regularSession", address(this), _openCall(address(aapl), 1_000e6, _defaultLadder()));
+        vm.assertEq(router.position(abi.decode(ret, (uint256))).costBasis, 1_000e6, "opened");
+    }
+
+    function test_executeExit_stopLossClose_regularSession_gas() public {
+        bytes memory ret = _measure(
+            "executeExit_stopLossClose_regularSession",
+            keeper,
+            abi.encodeCall(ITradeRouter.executeExit, (positionId, _defaultLadder()))
+        );
+        vm.assertEq(abi.decode(ret, (uint256)), 1, "one rule");
+        vm.assertFalse(router.position(positionId).open, "closed");
     }
 }

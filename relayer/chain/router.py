@@ -20,6 +20,7 @@ from web3 import Web3
 from relayer.chain import calls, rpc
 from relayer.chain.events import DecodedLog, EventDecoder
 from relayer.chain.reverts import DecodedRevert, RevertDecoder
+from relayer.domain.market import MarketStatus
 from relayer.errors import CODE_BY_REVERT, RelayerError
 from relayer.store import mirror
 from relayer.store.models import NonceUse
@@ -76,6 +77,14 @@ class Revert:
         details: dict[str, Any] = {"revert": self.decoded.to_json()}
         if self.code == "nonce_mismatch" and "expected" in self.decoded.args:
             details["expected"] = self.decoded.args["expected"]
+        if self.code == "market_closed":
+            # SPEC §5.6's details; the chain says which status, not when the market opens again.
+            status = (
+                MarketStatus.HALTED
+                if self.name == "MarketHalted"
+                else MarketStatus(self.decoded.args["status"])
+            )
+            details.update(marketStatus=status.label, nextOpen=None)
         return RelayerError(self.code, f"the router would revert: {self.name}", details)
 
     def describe(self) -> str:

@@ -13,6 +13,7 @@ from relayer.cli.errors import BadInput
 from relayer.cli.output import JsonOption, Output
 from relayer.cli.session import Session
 from relayer.cli.views import read_tracks, track_json, tracks_table
+from relayer.domain.market import ExitsWhenClosed, MarketError, parse_sessions
 from relayer.domain.track import Track
 
 track_app = typer.Typer(help="Tracks: create or change one, list them.", no_args_is_help=True)
@@ -36,9 +37,10 @@ _FLAGS = {
 }
 
 
-def merge_track(current: Track | None, changes: dict[str, int | bool | None]) -> Track:
+def merge_track(current: Track | None, changes: dict[str, object]) -> Track:
     """The track to write: ``current`` with the given changes; a new track needs every bps limit
-    and by default requires a stop-loss but not a take-profit."""
+    and by default requires a stop-loss but not a take-profit, trades the Regular session and holds
+    exits while the market is closed."""
     given = {k: v for k, v in changes.items() if v is not None}
     if current is not None:
         return dataclasses.replace(current, **given)  # type: ignore[arg-type]
@@ -86,15 +88,37 @@ def set_track(
             help="Every ladder needs a take-profit (new track: no).",
         ),
     ] = None,
+    sessions: Annotated[
+        str | None,
+        typer.Option(
+            "--sessions",
+            metavar="STATUSES",
+            help="Market statuses in which opens and adds are allowed, e.g. Regular,PreMarket "
+            "(PreMarket, Regular, PostMarket, Overnight, Closed, Unknown; new track: Regular).",
+        ),
+    ] = None,
+    exits_when_closed: Annotated[
+        ExitsWhenClosed | None,
+        typer.Option(
+            "--exits-when-closed",
+            case_sensitive=False,
+            help="hold: a crossed exit waits for a price quoted in the track's sessions; "
+            "fire: it fires on the last price (a halt holds every exit). New track: hold.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a track, or change an existing one (options not given keep their current values)."""
     out = Output(as_json)
     track_name = inputs.track_name(name)
+    try:
+        session_set = parse_sessions(sessions) if sessions is not None else None
+    except MarketError as exc:
+        raise BadInput(f"--sessions: {exc}") from None
     dep = Session.load().deployment()
     registry = dep.admin.agents
     track_id = int(registry.functions.trackIdOf(track_name).call())
-    current = Track(*registry.functions.track(track_id).call()[1]) if track_id else None
+    current = Track.from_tuple(tuple(registry.functions.track(track_id).call()[1])) if track_id else None
     track = merge_track(
         current,
         {
@@ -106,6 +130,8 @@ def set_track(
             "max_take_profit_bps": max_take_profit_bps,
             "require_stop_loss": require_stop_loss,
             "require_take_profit": require_take_profit,
+            "sessions": session_set,
+            "exits_when_closed": exits_when_closed,
         },
     )
     new_id = dep.admin.set_track(track_name, track)

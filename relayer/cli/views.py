@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def track_json(track_id: int, name: str, limits: Sequence[Any]) -> dict[str, Any]:
-    return {"trackId": track_id, "name": name, **Track(*limits).to_json()}
+    return {"trackId": track_id, "name": name, **Track.from_tuple(tuple(limits)).to_json()}
 
 
 def read_tracks(admin: Admin) -> list[dict[str, Any]]:
@@ -70,10 +70,14 @@ _TRACK_COLUMNS = (
     ("maxTakeProfitBps", "max take-profit"),
     ("requireStopLoss", "stop-loss required"),
     ("requireTakeProfit", "take-profit required"),
+    ("sessions", "sessions"),
+    ("exitsWhenClosed", "exits when closed"),
 )
 
 
 def _yes(value: object) -> object:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
     return ("yes" if value else "no") if isinstance(value, bool) else value
 
 

@@ -11,8 +11,10 @@ from a real exchange calendar). Times are timezone-aware ``datetime``s or unix s
   after an early close); any other time (weekends, holidays, the evening after an early close) is
   Closed. Overnight precedes only a trading day (Sunday evening does, Friday evening does not).
 - **Policies**: `allows` (may an intent go through now?) and `exit_policy` (may a crossed exit fire
-  now?). Reduces and ladder updates are never blocked; a Halted market allows no open or add and
-  holds every exit; otherwise a status counts as tradable iff it is in the track's sessions.
+  now?), exactly `TradeRouter`'s rules: a token whose feed publishes no status (Unknown) is not
+  gated at all; reduces and ladder updates are never blocked; a Halted market allows no open or add
+  and holds every exit; otherwise an open or add needs the status in the track's sessions, and an
+  exit on a ``hold`` track needs both the status now and the status its price was quoted in there.
 - **Multipliers** (ERC-8056 style, 18 decimals): the per-token price is ``sharePrice·multiplier/1e18``
   rounded down, as in `PriceOracle`. A split ``num:den`` (2:1, 1:10) multiplies it by ``num/den``.
 - **Gap report** of an exit: ``slippageBps`` of the fill against the trigger, signed, rounded toward
@@ -260,8 +262,9 @@ def allows(
 ) -> Allowed | MarketClosed:
     """May an intent of ``kind`` go through while the market is ``status``, for a track trading in
     ``sessions``? Reduces and ladder updates always; opens and adds only in the sessions, never in a
-    halt. ``next_open`` (unix s) is passed through for the answer."""
-    if kind in (IntentKind.REDUCE, IntentKind.LADDER):
+    halt; a token with no status (Unknown) is not gated (`TradeRouter._openPrice`). ``next_open``
+    (unix s) is passed through for the answer."""
+    if kind in (IntentKind.REDUCE, IntentKind.LADDER) or status is MarketStatus.UNKNOWN:
         return Allowed()
     if status is not MarketStatus.HALTED and status in frozenset(sessions):
         return Allowed()
@@ -277,6 +280,7 @@ class HoldReason(StrEnum):
     HALTED = "market_halted"
     CLOSED = "market_closed"
     OUTSIDE_SESSIONS = "outside_sessions"
+    QUOTED_OUTSIDE_SESSIONS = "quoted_outside_sessions"  # the last price predates the session
 
 
 @dataclass(frozen=True)
@@ -298,6 +302,9 @@ class Hold:
             return "market halted"
         if self.reason is HoldReason.CLOSED:
             return f"market closed{until}"
+        if self.reason is HoldReason.QUOTED_OUTSIDE_SESSIONS:
+            quoted = self.status.label
+            return f"waiting for a price quoted in the track's sessions (the last was quoted {quoted})"
         return f"market {self.status.label}, outside the track's sessions{until}"
 
 
@@ -306,15 +313,29 @@ def exit_policy(
     exits_when_closed: ExitsWhenClosed,
     sessions: Iterable[MarketStatus] = DEFAULT_SESSIONS,
     next_open: int | None = None,
+    *,
+    quoted_status: MarketStatus,
 ) -> Fire | Hold:
-    """May a crossed exit rule fire now? A halt holds every exit; outside the track's sessions
-    (Closed, or a status it does not trade) the track's ``exitsWhenClosed`` decides."""
+    """May a crossed exit rule fire now (`TradeRouter._exitGate`)? ``status`` is the market's status
+    now, ``quoted_status`` the one the oracle's latest price was quoted in. A token with no status
+    (Unknown) is not gated; a halt holds every exit; a ``fire`` track fires on the last price; a
+    ``hold`` track fires only when both statuses are in its sessions: a rule crossed by a closed
+    market's last price waits for the next price quoted in a session (never fires on Friday's close at
+    Monday's open). The hold's ``status`` is the one the contract reverts with: the status now when it
+    is outside the sessions, else the quoted one."""
+    if status is MarketStatus.UNKNOWN:
+        return Fire()
     if status is MarketStatus.HALTED:
         return Hold(HoldReason.HALTED, status)
-    if status in frozenset(sessions) or exits_when_closed is ExitsWhenClosed.FIRE:
+    if exits_when_closed is ExitsWhenClosed.FIRE:
         return Fire()
-    reason = HoldReason.CLOSED if status is MarketStatus.CLOSED else HoldReason.OUTSIDE_SESSIONS
-    return Hold(reason, status, next_open)
+    tradable = frozenset(sessions)
+    if status not in tradable:
+        reason = HoldReason.CLOSED if status is MarketStatus.CLOSED else HoldReason.OUTSIDE_SESSIONS
+        return Hold(reason, status, next_open)
+    if quoted_status not in tradable:
+        return Hold(HoldReason.QUOTED_OUTSIDE_SESSIONS, quoted_status)
+    return Fire()
 
 
 def _utc(ts: int) -> datetime:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from relayer import eip712
 from relayer.amounts import format_amount
 from relayer.domain import exits as exit_math
+from relayer.domain.calendar import ExchangeCalendar
 from relayer.domain.ladder import MAX_RULES, LadderInvalid, exits_to_json, validate_ladder
 from relayer.domain.limits import SECONDS_PER_DAY, AgentBook, LimitExceeded, check_buy, usage, utc_day
+from relayer.domain.market import IntentKind, MarketClosed, MarketStatus, allows
 from relayer.domain.track import Track
 from relayer.errors import RelayerError, invalid_request
 from relayer.intents.build import USDC_DECIMALS, Built
@@ -55,6 +58,7 @@ class Context:
     track: Track
     deadline_margin_s: int = DEADLINE_MARGIN_S
     max_deadline_horizon_s: int = MAX_DEADLINE_HORIZON_S
+    calendar: ExchangeCalendar | None = None  # for nextOpen; None until loaded (or none configured)
 
 
 def _signature(b: Built, ctx: Context) -> RelayerError | None:
@@ -203,6 +207,34 @@ def _limits(b: Built, ctx: Context) -> RelayerError | None:
         return RelayerError(exc.code, exc.message, human)
     except ValueError as exc:
         return invalid_request(str(exc))
+    return None
+
+
+def market_closed(
+    status: MarketStatus, track: Track, now: int, calendar: ExchangeCalendar | None
+) -> MarketClosed:
+    """The `MarketClosed` answer for an open or add refused in ``status``: ``nextOpen`` is the start of
+    the next window of a session the track trades, per the calendar (null without one, or in a halt)."""
+    next_open: int | None = None
+    if calendar is not None and status is not MarketStatus.HALTED:
+        opens = calendar.next_open(datetime.fromtimestamp(now, UTC), track.sessions)
+        next_open = int(opens.timestamp()) if opens is not None else None
+    return MarketClosed(status, next_open)
+
+
+def market_error(closed: MarketClosed, symbol: str) -> RelayerError:
+    """``422 market_closed`` with ``{marketStatus, nextOpen}`` (SPEC §4, §5.6)."""
+    return RelayerError(closed.code, f"{symbol}: {closed.message}", closed.details())
+
+
+def _market(b: Built, ctx: Context) -> RelayerError | None:
+    """Opens and adds in the track's sessions only, as `TradeRouter._openPrice` (SPEC §5.6): the status
+    is the oracle's as indexed (Unknown, a feed without status, is not gated)."""
+    if b.primary_type not in ("OpenPosition", "AddToPosition"):
+        return None
+    status = ctx.state.status_of(b.token.address)
+    if isinstance(allows(IntentKind(b.primary_type), status, ctx.track.sessions), MarketClosed):
+        return market_error(market_closed(status, ctx.track, ctx.now, ctx.calendar), b.token.symbol)
     return None
 
 
@@ -356,6 +388,7 @@ SIGNED_CHECKS: tuple[tuple[str, Callable[[Built, Context], RelayerError | None]]
     ("exit_ladder", _ladder),
     ("amount", _amounts),
     ("limits", _limits),
+    ("market_open", _market),
     ("oracle_fresh", _oracle),
     ("slippage", _slippage),
 )

@@ -74,6 +74,7 @@ class IntentService:
         claims: PositionClaims | None = None,
         metrics: Metrics | None = None,
         strike_policy: StrikePolicy | None = None,
+        market_calendar: str = "XNYS",
     ) -> None:
         self.sessions = sessions
         self.strike_policy = strike_policy or StrikePolicy()
@@ -83,7 +84,12 @@ class IntentService:
         self.client = router
         self.router = router.address  # the router's address (as tests and tools expect)
         self.prepare = Preparer(
-            state=state, domain=domain, router=router, can_pay=sender.can_pay, clock=clock
+            state=state,
+            domain=domain,
+            router=router,
+            can_pay=sender.can_pay,
+            clock=clock,
+            market_calendar=market_calendar,
         )
         self.waiters = Waiters()
         self.finalizer = Finalizer(

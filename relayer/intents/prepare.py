@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from relayer import eip712
 from relayer.chain import calls
 from relayer.chain.router import RouterClient
+from relayer.domain.calendar import calendar_if_loaded
 from relayer.domain.limits import AgentBook, apply_buy
 from relayer.errors import RelayerError, invalid_request
 from relayer.intents import checks
@@ -64,12 +65,14 @@ class Preparer:
         router: RouterClient,
         can_pay: Callable[[int], bool],
         clock: Callable[[], float] = time.time,
+        market_calendar: str = "XNYS",
     ) -> None:
         self.state = state
         self.domain = domain
         self.router = router
         self.can_pay = can_pay
         self.clock = clock
+        self.market_calendar = market_calendar  # for a market_closed answer's nextOpen
 
     def chain_now(self) -> int:
         """When a transaction sent now executes: the next block, never before the last one + 1."""
@@ -97,7 +100,8 @@ class Preparer:
             if primary_type in ("OpenPosition", "AddToPosition"):
                 book = apply_buy(book, int(message["usdcAmount"]))
         _name, track = self.state.tracks[agent.track_id]
-        return checks.Context(self.state, self.domain, now, expected, book, track)
+        calendar = calendar_if_loaded(self.market_calendar)  # never waits: nextOpen is null meanwhile
+        return checks.Context(self.state, self.domain, now, expected, book, track, calendar=calendar)
 
     def built(self, agent_id: int | str, primary_type: str, raw: Any, *, signed: bool = True) -> Built:
         body = parse_body(primary_type, raw)

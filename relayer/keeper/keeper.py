@@ -17,6 +17,14 @@ retried forever (SPEC §3). A paused router holds exits without spending the bud
 re-evaluates every token. A rule whose retry finds it no longer triggered is reported `held` and not
 retried. An exit that reverts because the ladder was replaced or the position closed before it was
 included is `superseded`.
+
+Market sessions (SPEC §5.6). The keeper holds what the router's gate would refuse (`market_hold`, the
+contract's rule in `relayer.domain.market.exit_policy`): a halt holds every exit; a ``hold`` track's
+crossed rule waits until the status now and the status its price was quoted in are both in the
+track's sessions; a ``fire`` track fires on the last price; a token with no status is not gated. The
+hold is audited once per position and market state ("market closed until Mon 7 Dec 09:30 ET") and
+costs no retry budget; a status change or a new price looks at the token again, so the exit fires at
+the first tradable price.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -35,7 +44,10 @@ from relayer.chain import calls
 from relayer.chain.events import DecodedLog
 from relayer.chain.router import Revert, RouterClient, RouterRevertedError
 from relayer.chain.sender import TxSender
+from relayer.domain.calendar import ExchangeCalendar, calendar_if_loaded
 from relayer.domain.exits import Fire, PositionState, decide_exits
+from relayer.domain.market import ExitsWhenClosed, MarketStatus, exit_policy
+from relayer.domain.market import Hold as MarketHold
 from relayer.errors import ChainUnavailableError
 from relayer.intents.claims import PositionClaims, intents_settled_after, intents_submitted
 from relayer.keeper.index import TriggerIndex
@@ -72,9 +84,11 @@ _HOLD_REVERTS = {
     "LadderMismatch": "the ladder was replaced",
     "PositionNotOpen": "the position was closed",
     "EnforcedPause": "the router is paused",
+    "MarketClosed": "the market is closed on chain",
+    "MarketHalted": "the market is halted on chain",
 }
 # Events after which every token is evaluated again: exits the chain refused may now go through.
-_RESYNC_EVENTS = {"Unpaused", "MaxPriceAgeSet"}
+_RESYNC_EVENTS = {"Unpaused", "MaxPriceAgeSet", "TrackSet", "AgentTrackSet"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,26 @@ def decide(
         PositionState(p.size, p.cost_basis, p.fired_mask, token_decimals), p.rules, price.price, spread_bps
     )
     return fires or Hold("not triggered")
+
+
+def market_hold(
+    status: MarketStatus,
+    quoted_status: MarketStatus,
+    exits_when_closed: ExitsWhenClosed,
+    sessions: frozenset[MarketStatus],
+    now: int,
+    calendar: ExchangeCalendar | None,
+) -> MarketHold | None:
+    """Whether the router's market gate holds a crossed rule now (None: it may fire), with the next
+    open of a session the track trades when the calendar knows it. Pure but for the calendar lookup."""
+    verdict = exit_policy(status, exits_when_closed, sessions, quoted_status=quoted_status)
+    if not isinstance(verdict, MarketHold):
+        return None
+    if verdict.next_open is None and calendar is not None and verdict.status is not MarketStatus.HALTED:
+        opens = calendar.next_open(datetime.fromtimestamp(now, UTC), sessions)
+        if opens is not None:
+            return MarketHold(verdict.reason, verdict.status, int(opens.timestamp()))
+    return verdict
 
 
 def hold_for_intents(positions: Sequence[int], intents: Mapping[int, int | None]) -> dict[int, Hold]:
@@ -173,6 +207,9 @@ class Keeper:
     _in_flight: dict[int, InFlight] = field(default_factory=dict)
     _retries: dict[int, RetryState] = field(default_factory=dict)
     _held_round: dict[int, int] = field(default_factory=dict)  # position → stale round audited
+    # Position → the market state (status now, status quoted, round) whose hold was audited.
+    _held_market: dict[int, tuple[MarketStatus, MarketStatus]] = field(default_factory=dict)
+    market_calendar: str = "XNYS"  # for "market closed until …" in the audit
     # Positions whose exit waits for an intent in flight on them → the hold audited (once per intent).
     _held_for_intent: dict[int, str] = field(default_factory=dict)
     # Shared with the intent dispatcher of this process: a position is claimed for an exit from its
@@ -190,7 +227,8 @@ class Keeper:
         gives the keeper something to look at (the caller then wakes its step)."""
         if position is not None:
             self._queue.put(("position", position, time.monotonic()))
-        elif event.name == "PriceUpdated":
+        elif event.name in ("PriceUpdated", "MarketStatusSet"):
+            # A status change alone may release a held exit (a halt lifted, a fire track reopening).
             self._queue.put(("price", event.args["token"], time.monotonic()))
         elif event.name in _RESYNC_EVENTS:
             self._queue.put(("resync", None, time.monotonic()))
@@ -303,8 +341,14 @@ class Keeper:
             if p is None or not p.open:
                 self._retries.pop(position_id, None)
                 self._held_round.pop(position_id, None)
+                self._held_market.pop(position_id, None)
                 return None
             price = self.state.prices.get(p.token)
+            status = self.state.status_of(p.token)
+            share = self.state.share_prices.get(p.token)
+            quoted = share.status if share is not None else MarketStatus.UNKNOWN
+            agent = self.state.agents.get(p.agent_id)
+            track = self.state.tracks[agent.track_id][1] if agent is not None else None
             decimals = self.state.tokens[p.token].decimals
             max_age, spread = self.state.max_price_age_s, self.state.spread_bps
             chain_time = self.state.block_timestamp
@@ -328,6 +372,17 @@ class Keeper:
         if paused:  # exits wait; the Unpaused event brings the keeper back to every token
             self._audit_held_once(p, price, decimals, spread, "the router is paused")
             return None
+        if track is not None:
+            # The router's market gate answers before its price-age check: so does the keeper.
+            now = max(int(self.clock()), chain_time)
+            held = market_hold(status, quoted, track.exits_when_closed, track.sessions, now, self._calendar())
+            if held is not None:
+                fires = decide_exits(
+                    PositionState(p.size, p.cost_basis, p.fired_mask, decimals), p.rules, price.price, spread
+                )
+                if fires:
+                    self._audit_market_hold(p, fires, price, status, quoted, held)
+                return None
         verdict = decide(
             p,
             price,
@@ -337,6 +392,7 @@ class Keeper:
             spread_bps=spread,
             token_decimals=decimals,
         )
+        self._held_market.pop(position_id, None)
         if isinstance(verdict, Hold):
             if verdict.reason.startswith("stale"):
                 self._audit_held_once(p, price, decimals, spread, verdict.reason)
@@ -346,6 +402,26 @@ class Keeper:
                 self._audit_rules(p, retry.rules, price, "held", outcome, triggered=False)
             return None
         return Ready(p, verdict, price, seen, retry)
+
+    def _calendar(self) -> ExchangeCalendar | None:
+        return calendar_if_loaded(self.market_calendar) if self.market_calendar else None
+
+    def _audit_market_hold(
+        self,
+        p: PositionInfo,
+        fires: list[Fire],
+        price: PriceInfo,
+        status: MarketStatus,
+        quoted: MarketStatus,
+        held: MarketHold,
+    ) -> None:
+        """Once per position and market state (the status now, the one the price was quoted in): prices
+        pushed while it lasts (a pre-market for a Regular track) do not repeat it."""
+        key = (status, quoted)
+        if self._held_market.get(p.position_id) == key:
+            return
+        self._held_market[p.position_id] = key
+        self._audit(p, fires, price, "held", held.message)
 
     # ------------------------------------------------------------------ firing
 

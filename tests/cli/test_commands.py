@@ -228,10 +228,41 @@ def test_track_set_creates_and_lists(chain: Chain) -> None:
     doc = ok_json(args, chain.env)
     assert doc["created"] is True and doc["trackId"] == 4
     assert doc["requireStopLoss"] is True and doc["requireTakeProfit"] is False
+    assert doc["sessions"] == ["Regular"] and doc["exitsWhenClosed"] == "hold"
     names = [t["name"] for t in ok_json(["track", "list"], chain.env)["tracks"]]
     assert names == ["evaluation", "funded", "prime", "scout"]
     human = invoke(["track", "list"], chain.env)
     assert human.exit_code == 0 and "scout" in human.stdout
+
+
+def test_track_set_sessions_and_exit_policy(chain: Chain) -> None:
+    tracks = {t["name"]: t for t in ok_json(["track", "list"], chain.env)["tracks"]}
+    assert all(t["sessions"] == ["Regular"] and t["exitsWhenClosed"] == "hold" for t in tracks.values())
+    doc = ok_json(
+        ["track", "set", "funded", "--sessions", "Regular,PreMarket", "--exits-when-closed", "fire"],
+        chain.env,
+    )
+    assert doc["sessions"] == ["PreMarket", "Regular"] and doc["exitsWhenClosed"] == "fire"
+    assert doc["maxTradeSizeBps"] == tracks["funded"]["maxTradeSizeBps"]
+    listed = {t["name"]: t for t in ok_json(["track", "list"], chain.env)["tracks"]}["funded"]
+    assert listed["sessions"] == ["PreMarket", "Regular"] and listed["exitsWhenClosed"] == "fire"
+    human = invoke(["track", "list"], chain.env)
+    assert "PreMarket,Regular" in human.stdout and "fire" in human.stdout
+    back = ok_json(["track", "set", "funded", "--exits-when-closed", "hold"], chain.env)
+    assert back["sessions"] == ["PreMarket", "Regular"] and back["exitsWhenClosed"] == "hold"
+
+
+def test_track_set_refuses_bad_sessions(chain: Chain) -> None:
+    assert "Halted cannot be a session" in fails(
+        ["track", "set", "funded", "--sessions", "Halted"], chain.env, 2
+    )
+    assert "unknown market status 'Lunch'" in fails(
+        ["track", "set", "funded", "--sessions", "Regular,Lunch"], chain.env, 2
+    )
+    assert "at least one status" in fails(["track", "set", "funded", "--sessions", ","], chain.env, 2)
+    assert "--exits-when-closed" in fails(
+        ["track", "set", "funded", "--exits-when-closed", "maybe"], chain.env, 2
+    )
 
 
 def test_track_bad_arguments(chain: Chain) -> None:

@@ -229,10 +229,16 @@ def test_format_local() -> None:
 @pytest.mark.parametrize("status", list(MarketStatus))
 def test_allows_every_kind_and_status(kind: IntentKind, status: MarketStatus) -> None:
     decision = allows(kind, status, DEFAULT_SESSIONS, next_open=1_000)
-    if kind in (IntentKind.REDUCE, IntentKind.LADDER) or status is S.REGULAR:
+    if kind in (IntentKind.REDUCE, IntentKind.LADDER) or status in (S.REGULAR, S.UNKNOWN):
         assert decision == Allowed()
     else:
         assert decision == MarketClosed(status, None if status is S.HALTED else 1_000)
+
+
+def test_allows_unknown_status_is_ungated_whatever_the_sessions() -> None:
+    # a feed that publishes no status: the router does not gate it (the lead's decision, SPEC §5.6)
+    assert allows(IntentKind.OPEN, S.UNKNOWN, {S.PRE_MARKET}) == Allowed()
+    assert allows(IntentKind.ADD, S.UNKNOWN, {S.CLOSED}) == Allowed()
 
 
 def test_allows_extended_sessions() -> None:
@@ -259,27 +265,55 @@ def test_market_closed_message_and_details() -> None:
 HOLD, FIRE = ExitsWhenClosed.HOLD, ExitsWhenClosed.FIRE
 
 
+Q = HoldReason.QUOTED_OUTSIDE_SESSIONS
+
+
 @pytest.mark.parametrize(
-    ("status", "policy", "expected"),
+    ("status", "quoted", "policy", "expected"),
     [
-        (S.REGULAR, HOLD, Fire()),
-        (S.REGULAR, FIRE, Fire()),
-        (S.HALTED, FIRE, Hold(HoldReason.HALTED, S.HALTED)),  # a halt holds every exit
-        (S.HALTED, HOLD, Hold(HoldReason.HALTED, S.HALTED)),
-        (S.CLOSED, HOLD, Hold(HoldReason.CLOSED, S.CLOSED, 7)),
-        (S.CLOSED, FIRE, Fire()),
-        (S.POST_MARKET, HOLD, Hold(HoldReason.OUTSIDE_SESSIONS, S.POST_MARKET, 7)),
-        (S.POST_MARKET, FIRE, Fire()),
-        (S.OVERNIGHT, HOLD, Hold(HoldReason.OUTSIDE_SESSIONS, S.OVERNIGHT, 7)),
-        (S.UNKNOWN, HOLD, Hold(HoldReason.OUTSIDE_SESSIONS, S.UNKNOWN, 7)),
+        (S.REGULAR, S.REGULAR, HOLD, Fire()),
+        (S.REGULAR, S.REGULAR, FIRE, Fire()),
+        # the Monday open before a new price: Friday's close must not fire a hold track
+        (S.REGULAR, S.CLOSED, HOLD, Hold(Q, S.CLOSED)),
+        (S.REGULAR, S.CLOSED, FIRE, Fire()),
+        (S.REGULAR, S.POST_MARKET, HOLD, Hold(Q, S.POST_MARKET)),
+        (S.REGULAR, S.UNKNOWN, HOLD, Hold(Q, S.UNKNOWN)),  # a price from before statuses were published
+        (S.HALTED, S.REGULAR, FIRE, Hold(HoldReason.HALTED, S.HALTED)),  # a halt holds every exit
+        (S.HALTED, S.REGULAR, HOLD, Hold(HoldReason.HALTED, S.HALTED)),
+        (S.HALTED, S.HALTED, FIRE, Hold(HoldReason.HALTED, S.HALTED)),
+        (S.CLOSED, S.REGULAR, HOLD, Hold(HoldReason.CLOSED, S.CLOSED, 7)),
+        (S.CLOSED, S.CLOSED, HOLD, Hold(HoldReason.CLOSED, S.CLOSED, 7)),  # the status now is reported first
+        (S.CLOSED, S.REGULAR, FIRE, Fire()),
+        (S.CLOSED, S.CLOSED, FIRE, Fire()),
+        (S.POST_MARKET, S.POST_MARKET, HOLD, Hold(HoldReason.OUTSIDE_SESSIONS, S.POST_MARKET, 7)),
+        (S.POST_MARKET, S.REGULAR, FIRE, Fire()),
+        (S.OVERNIGHT, S.OVERNIGHT, HOLD, Hold(HoldReason.OUTSIDE_SESSIONS, S.OVERNIGHT, 7)),
+        (S.PRE_MARKET, S.REGULAR, HOLD, Hold(HoldReason.OUTSIDE_SESSIONS, S.PRE_MARKET, 7)),
+        # no status published: ungated, whatever the price was quoted in and the policy
+        (S.UNKNOWN, S.UNKNOWN, HOLD, Fire()),
+        (S.UNKNOWN, S.CLOSED, HOLD, Fire()),
+        (S.UNKNOWN, S.HALTED, FIRE, Fire()),
     ],
 )
-def test_exit_policy(status: MarketStatus, policy: ExitsWhenClosed, expected: Fire | Hold) -> None:
-    assert exit_policy(status, policy, DEFAULT_SESSIONS, next_open=7) == expected
+def test_exit_policy(
+    status: MarketStatus, quoted: MarketStatus, policy: ExitsWhenClosed, expected: Fire | Hold
+) -> None:
+    assert exit_policy(status, policy, DEFAULT_SESSIONS, next_open=7, quoted_status=quoted) == expected
 
 
 def test_exit_policy_fires_in_any_session_of_the_track() -> None:
-    assert exit_policy(S.POST_MARKET, HOLD, parse_sessions("Regular,PostMarket")) == Fire()
+    sessions = parse_sessions("Regular,PostMarket")
+    assert exit_policy(S.POST_MARKET, HOLD, sessions, quoted_status=S.REGULAR) == Fire()
+    assert exit_policy(S.REGULAR, HOLD, sessions, quoted_status=S.POST_MARKET) == Fire()
+    assert exit_policy(S.POST_MARKET, HOLD, sessions, quoted_status=S.OVERNIGHT) == Hold(Q, S.OVERNIGHT)
+
+
+def test_exit_policy_held_exit_released_by_a_price_quoted_in_session() -> None:
+    # Friday's close crossed the stop; Monday opens (Regular) with that price: held; the first
+    # Regular price releases it.
+    assert isinstance(exit_policy(S.CLOSED, HOLD, quoted_status=S.CLOSED), Hold)
+    assert exit_policy(S.REGULAR, HOLD, quoted_status=S.CLOSED) == Hold(Q, S.CLOSED)
+    assert exit_policy(S.REGULAR, HOLD, quoted_status=S.REGULAR) == Fire()
 
 
 def test_hold_messages() -> None:
@@ -287,6 +321,9 @@ def test_hold_messages() -> None:
     assert Hold(HoldReason.CLOSED, S.CLOSED, monday).message == "market closed until Mon 1 Dec 09:30 ET"
     assert Hold(HoldReason.HALTED, S.HALTED).message == "market halted"
     assert "PostMarket" in Hold(HoldReason.OUTSIDE_SESSIONS, S.POST_MARKET).message
+    assert Hold(Q, S.CLOSED).message == (
+        "waiting for a price quoted in the track's sessions (the last was quoted Closed)"
+    )
 
 
 # ---------------------------------------------------------------------------------------- multipliers

@@ -5,7 +5,17 @@ pragma solidity 0.8.30;
 /// @notice Agents (`agentId → signer, vault, track, allocation, active`), vaults (`vaultId → address`)
 ///         and tracks: the named risk policies an operator puts agents on (SPEC §1.5).
 interface IAgentRegistry {
-    /// @notice A track's limits; the first three are bps of the agent's allocation.
+    /// @notice What a crossed exit rule does while the market is outside the track's sessions (SPEC §5.6):
+    ///         `Hold` waits for a price quoted in a session the track trades; `Fire` fires on the last price.
+    ///         A halted market holds every exit either way.
+    enum ExitsWhenClosed {
+        Hold,
+        Fire
+    }
+
+    /// @notice A track's limits; the first three are bps of the agent's allocation. `sessions` has bit `s`
+    ///         set for each `IPriceOracle.MarketStatus` `s` in which opens and adds are allowed (never
+    ///         Halted; `1 << 2`, Regular, by default).
     struct Track {
         uint16 maxTradeSizeBps;
         uint32 maxDailyTurnoverBps;
@@ -15,6 +25,8 @@ interface IAgentRegistry {
         uint32 maxTakeProfitBps;
         bool requireStopLoss;
         bool requireTakeProfit;
+        uint8 sessions;
+        ExitsWhenClosed exitsWhenClosed;
     }
 
     /// @notice Everything the router needs about an agent, in one call. `signer == 0` means unknown.
@@ -59,6 +71,11 @@ interface IAgentRegistry {
 
     function agentConfig(uint256 agentId) external view returns (AgentConfig memory);
     function vaultOf(uint256 agentId) external view returns (address);
+    /// @notice What an exit needs besides the vault: the agent's track's sessions and exit policy.
+    function exitPolicyOf(uint256 agentId)
+        external
+        view
+        returns (address vault, uint8 sessions, ExitsWhenClosed exitsWhenClosed);
     function vaultAddress(uint256 vaultId) external view returns (address);
     function track(uint256 trackId) external view returns (string memory name, Track memory limits);
     /// @return trackId of `name`, 0 if there is none

@@ -138,6 +138,12 @@ interface IPriceOracle {
         external
         view
         returns (uint80 roundId, int256 answer, uint256 startedAt, uint256 updatedAt, uint80 answeredInRound);
+    /// @notice `latestPrice` with the status now and the status the round was quoted in, from the same
+    ///         slot (what the router's session rules read). Reverts with `PriceUnavailable` as `latestPrice`.
+    function latestPriceStatus(address token)
+        external
+        view
+        returns (uint256 price, uint256 updatedAt, uint256 roundId, MarketStatus status, MarketStatus quotedStatus);
     /// @notice Reverts with `PriceUnavailable` for a token that never had a price.
     function latestQuote(address token) external view returns (Quote memory);
     function decimals() external pure returns (uint8);

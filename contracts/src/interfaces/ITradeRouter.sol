@@ -170,6 +170,13 @@ interface ITradeRouter {
     /// @notice The fill is below the signed absolute floor (`minTokenOut` / `minUsdcOut`).
     error MinOutputNotMet(uint256 amountOut, uint256 minAmountOut);
     error OraclePriceStale(address token, uint256 updatedAt, uint256 maxPriceAge);
+    /// @notice SPEC §5.6. An open or add while the token's market status is not in the track's sessions;
+    ///         an exit on a track that holds exits (`ExitsWhenClosed.Hold`) while the status now, or the
+    ///         one the price was quoted in (then `status` is that one), is not in its sessions. A token
+    ///         whose feed publishes no status (Unknown) is never gated.
+    error MarketClosed(address token, uint8 status);
+    /// @notice An exit while the token's market is halted (whatever the track's policy).
+    error MarketHalted(address token);
     /// @notice The ladder sent to `executeExit` is not the position's current ladder.
     error LadderMismatch(uint256 positionId, bytes32 current, bytes32 provided);
     /// @notice No armed rule of the ladder is triggered at the current oracle price.

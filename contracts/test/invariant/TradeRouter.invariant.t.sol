@@ -244,7 +244,9 @@ contract TradeRouterInvariantTest is Fixture {
     }
 
     function _logCallSummary() internal view {
-        string[7] memory names = ["open", "add", "reduce", "updateLadder", "executeExit", "movePrice", "warpDay"];
+        string[9] memory names = [
+            "open", "add", "reduce", "updateLadder", "executeExit", "movePrice", "warpDay", "setMarket", "scheduleMultiplier"
+        ];
         for (uint256 i; i < names.length; ++i) {
             console.log(string.concat(names[i], " calls"), handler.calls(i));
             console.log(string.concat(names[i], " ok"), handler.successes(i));
@@ -265,6 +267,8 @@ contract TradeRouterInvariantTest is Fixture {
         console.log("rejected: SlippageExceeded", handler.rejectionsBy(ITradeRouter.SlippageExceeded.selector));
         console.log("rejected: ExitNotTriggered", handler.rejectionsBy(ITradeRouter.ExitNotTriggered.selector));
         console.log("rejected: LadderMismatch", handler.rejectionsBy(ITradeRouter.LadderMismatch.selector));
+        console.log("rejected: MarketClosed", handler.rejectionsBy(ITradeRouter.MarketClosed.selector));
+        console.log("rejected: MarketHalted", handler.rejectionsBy(ITradeRouter.MarketHalted.selector));
         console.log("positions issued", handler.ghost_positionsIssued());
         console.log("positions closed", handler.ghost_closedPositions());
         console.log("exit rules fired", handler.ghost_exitsFired());

@@ -54,7 +54,9 @@ contract ExitLadderTest is TestBase {
             minTakeProfitBps: 100,
             maxTakeProfitBps: 5_000,
             requireStopLoss: true,
-            requireTakeProfit: false
+            requireTakeProfit: false,
+            sessions: 4, // Regular
+            exitsWhenClosed: IAgentRegistry.ExitsWhenClosed.Hold
         });
     }
 

@@ -117,7 +117,9 @@ abstract contract Fixture is TestBase {
             minTakeProfitBps: 1,
             maxTakeProfitBps: 100_000,
             requireStopLoss: true,
-            requireTakeProfit: false
+            requireTakeProfit: false,
+            sessions: 4, // Regular
+            exitsWhenClosed: IAgentRegistry.ExitsWhenClosed.Hold
         });
     }
 

@@ -35,6 +35,7 @@ _CHECKS: Final = (
     "headroom_exceeded",
     "daily_turnover_exceeded",
     "daily_loss_limit_reached",
+    "market_closed",
     "slippage_exceeded",
     "exit_ladder_invalid",
     "paused",

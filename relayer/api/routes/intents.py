@@ -77,6 +77,7 @@ _BUY: Final = (
     "headroom_exceeded",
     "daily_turnover_exceeded",
     "daily_loss_limit_reached",
+    "market_closed",
     "slippage_exceeded",
     "oracle_stale",
 )

@@ -90,6 +90,7 @@ _EXAMPLE_MESSAGES: Final[Mapping[str, str]] = {
     "invalid_request": "usdcAmount: invalid amount '1e6' for 6 decimals: syntax",
     "nonce_mismatch": "expected nonce 4, got 3",
     "rate_limited": "agent 1 is submitting faster than 5/s",
+    "market_closed": "NVDA: the market is Closed and the track does not trade then until Mon 7 Dec 09:30 ET",
 }
 
 _STATUS_TEXT: Final[Mapping[int, str]] = {

@@ -96,6 +96,13 @@ class TrackLimitsPublic(Public):
     maxTakeProfitBps: int
     requireStopLoss: bool
     requireTakeProfit: bool
+    sessions: list[str] = Field(
+        description='Market statuses in which opens and adds are allowed (SPEC §5.6), e.g. ["Regular"].'
+    )
+    exitsWhenClosed: Literal["hold", "fire"] = Field(
+        description="hold: a crossed rule waits for a price quoted in the track's sessions; "
+        "fire: it fires on the last price."
+    )
 
 
 class TrackPublic(Public):

@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 import {AgentRegistry} from "../../../src/AgentRegistry.sol";
 import {IAgentRegistry} from "../../../src/interfaces/IAgentRegistry.sol";
+import {IPriceOracle} from "../../../src/interfaces/IPriceOracle.sol";
 import {ITradeRouter} from "../../../src/interfaces/ITradeRouter.sol";
 import {PriceOracle} from "../../../src/PriceOracle.sol";
 import {TradeRouter} from "../../../src/TradeRouter.sol";
@@ -62,10 +63,13 @@ contract TradeRouterHandler is TestBase {
         UpdateLadder,
         ExecuteExit,
         MovePrice,
-        WarpDay
+        WarpDay,
+        SetMarket,
+        ScheduleMultiplier
     }
 
-    uint256 internal constant ACTIONS = 7;
+    uint256 internal constant ACTIONS = 9;
+    uint8 internal constant STATUS_HALTED = 6;
 
     /// @notice Ghost record of one issued position id.
     struct GhostPosition {
@@ -183,7 +187,9 @@ contract TradeRouterHandler is TestBase {
                     minTakeProfitBps: 100,
                     maxTakeProfitBps: 5_000,
                     requireStopLoss: true,
-                    requireTakeProfit: true
+                    requireTakeProfit: true,
+                    sessions: 14, // PreMarket, Regular, PostMarket
+                    exitsWhenClosed: IAgentRegistry.ExitsWhenClosed.Fire
                 })
             );
         _agentIds[2] = d.registry.registerAgent(vm.addr(_agentKeys[2]), d.vaultId, tight, 200_000e6);
@@ -232,7 +238,7 @@ contract TradeRouterHandler is TestBase {
             nonce: router.nextNonce(_agentIds[c.a])
         });
         c.existing = ghost_openIdOf[c.a][c.t];
-        c.allowed = c.existing == 0 && _buyAllowed(c.a, c.amount);
+        c.allowed = c.existing == 0 && _buyAllowed(c.a, c.amount) && _marketAllowsBuy(c.a, c.t);
         c.expectedId = router.positionCount() + 1;
         c.before = _balances(c.t);
 
@@ -254,8 +260,8 @@ contract TradeRouterHandler is TestBase {
                 if (keccak256(reason) != keccak256(exists)) {
                     _violate("open: duplicate (agent, token) not rejected with PositionExists");
                 }
-            } else if (!_isLimitRejection(c.a, c.amount, reason)) {
-                _violate("open: rejected with other than the error of a limit it breaks");
+            } else if (!_isLimitRejection(c.a, c.amount, reason) && !_isMarketRejection(c.a, c.t, reason)) {
+                _violate("open: rejected with other than the error of a limit or session it breaks");
             }
         }
     }
@@ -302,7 +308,7 @@ contract TradeRouterHandler is TestBase {
             deadline: block.timestamp + 5 minutes,
             nonce: router.nextNonce(_agentIds[a])
         });
-        bool allowed = isOpen && _buyAllowed(a, amount);
+        bool allowed = isOpen && _buyAllowed(a, amount) && _marketAllowsBuy(a, _ghost[id].tokenIdx);
         Balances memory before = _balances(_ghost[id].tokenIdx);
 
         vm.recordLogs();
@@ -322,8 +328,8 @@ contract TradeRouterHandler is TestBase {
                 if (keccak256(reason) != keccak256(abi.encodeWithSelector(ITradeRouter.PositionNotOpen.selector, id))) {
                     _violate("add: closed position not rejected with PositionNotOpen(id)");
                 }
-            } else if (!_isLimitRejection(a, amount, reason)) {
-                _violate("add: rejected with other than the error of a limit it breaks");
+            } else if (!_isLimitRejection(a, amount, reason) && !_isMarketRejection(a, _ghost[id].tokenIdx, reason)) {
+                _violate("add: rejected with other than the error of a limit or session it breaks");
             }
         }
     }
@@ -525,10 +531,22 @@ contract TradeRouterHandler is TestBase {
         (uint256 price,,) = oracle.latestPrice(_tokens[_ghost[id].tokenIdx]);
         ExitModel memory m = _modelExit(exits, _ghost[id].firedMask, pos.size, pos.costBasis, price);
         Balances memory before = _balances(_ghost[id].tokenIdx);
+        bytes memory gate = _exitGate(_ghost[id].agentIdx, _ghost[id].tokenIdx);
 
         vm.recordLogs();
         (bool ok, bytes memory reason) = _sendExit(_viaBatch(Action.ExecuteExit, seeds), caller, id, exits);
-        if (ok) {
+        if (gate.length != 0) {
+            // Held by the market (SPEC §5.6): nothing fires, whatever the price says.
+            if (ok) {
+                _violate("executeExit: fired while the market rule holds it");
+                _recordExit(id, reason.length == 0 ? m.fired : abi.decode(reason, (uint256)), m, pos, before);
+            } else {
+                rejectionsBy[bytes4(reason)]++;
+                vm.getRecordedLogs();
+                rejections[uint256(Action.ExecuteExit)]++;
+                if (keccak256(reason) != keccak256(gate)) _violate("executeExit: held with other than the gate's error");
+            }
+        } else if (ok) {
             // A batch returns nothing for an item: the fills in the logs are checked against the model instead.
             _recordExit(id, reason.length == 0 ? m.fired : abi.decode(reason, (uint256)), m, pos, before);
         } else {
@@ -598,9 +616,47 @@ contract TradeRouterHandler is TestBase {
         }
         if (next < MIN_PRICE) next = MIN_PRICE;
         if (next > MAX_PRICE) next = MAX_PRICE;
-        vm.prank(admin);
-        oracle.setPrice(_tokens[t], next);
+        _pushTokenPrice(t, next);
         successes[uint256(Action.MovePrice)]++;
+    }
+
+    /// @notice The market of a token changes (SPEC §5.6): half the time to Regular, else any status
+    ///         (Unknown included: a feed that stops publishing one); half the time a price is pushed
+    ///         with it, quoted in the new status (the feed's `setQuote`), else the last price keeps the
+    ///         status it was quoted in.
+    function setMarket(uint256 tokenSeed, uint256 statusSeed, uint256 pushSeed) external tracked(Action.SetMarket) {
+        uint256 t = tokenSeed % TOKENS;
+        uint8 status = statusSeed % 2 == 0 ? 2 : uint8((statusSeed >> 1) % 7);
+        if (pushSeed % 2 == 0) {
+            (uint256 price,,) = oracle.latestPrice(_tokens[t]);
+            uint256 share = _sharePrice(t, price);
+            uint256 epoch = oracle.multiplierEpochOf(_tokens[t]);
+            vm.prank(admin);
+            oracle.setQuote(_tokens[t], share, epoch, IPriceOracle.MarketStatus(status));
+        } else {
+            vm.prank(admin);
+            oracle.setMarketStatus(_tokens[t], IPriceOracle.MarketStatus(status));
+        }
+        successes[uint256(Action.SetMarket)]++;
+    }
+
+    /// @notice A split or reverse split of a token is scheduled: a multiplier in [0.5, 2] effective
+    ///         now or within two hours. Prices keep being pushed per token (the handler's feed rebases),
+    ///         so positions only see the per-token price. Replacing a pending change the feed already
+    ///         quotes under is refused by the oracle: skipped.
+    function scheduleMultiplier(uint256 tokenSeed, uint256 ratioSeed, uint256 delaySeed)
+        external
+        tracked(Action.ScheduleMultiplier)
+    {
+        uint256 t = tokenSeed % TOKENS;
+        uint256 multiplier = bound(ratioSeed, 5e17, 2e18);
+        uint256 effectiveAt = block.timestamp + bound(delaySeed, 0, 2 hours);
+        vm.prank(admin);
+        try oracle.scheduleMultiplier(_tokens[t], multiplier, effectiveAt) {
+            successes[uint256(Action.ScheduleMultiplier)]++;
+        } catch {
+            skips[uint256(Action.ScheduleMultiplier)]++;
+        }
     }
 
     /// @dev For a random rule of the position's ladder: the last price (8 decimals) at which it is
@@ -689,6 +745,8 @@ contract TradeRouterHandler is TestBase {
         s[4] = this.executeExit.selector;
         s[5] = this.movePrice.selector;
         s[6] = this.warpDay.selector;
+        s[7] = this.setMarket.selector;
+        s[8] = this.scheduleMultiplier.selector;
     }
 
     // ================================================================== internals
@@ -775,12 +833,61 @@ contract TradeRouterHandler is TestBase {
     }
 
     function _refreshPrices() internal {
-        vm.startPrank(admin);
         for (uint256 t; t < TOKENS; ++t) {
             (uint256 price,,) = oracle.latestPrice(_tokens[t]);
-            oracle.setPrice(_tokens[t], price);
+            _pushTokenPrice(t, price);
         }
-        vm.stopPrank();
+    }
+
+    /// @dev Pushes the share price that gives per-token price `price` under the multiplier in force
+    ///      (the nearest above, so the per-token price lands on `price` or just past it by rounding).
+    function _pushTokenPrice(uint256 t, uint256 price) internal {
+        uint256 share = _sharePrice(t, price); // before the prank: a call would use it up
+        vm.prank(admin);
+        oracle.setPrice(_tokens[t], share);
+    }
+
+    function _sharePrice(uint256 t, uint256 price) internal view returns (uint256 share) {
+        (uint256 multiplier,,) = oracle.multiplierOf(_tokens[t]);
+        share = _ceilDiv(price * 1e18, multiplier);
+        if (share == 0) share = 1;
+    }
+
+    // ------------------------------------------------------------------ market sessions (SPEC §5.6)
+
+    function _inSessions(uint8 sessions, uint8 status) internal pure returns (bool) {
+        return (sessions >> status) & 1 == 1;
+    }
+
+    /// @dev An open or add goes past the market gate: no status (Unknown), or one of the track's sessions.
+    function _marketAllowsBuy(uint256 a, uint256 t) internal view returns (bool) {
+        uint8 status = uint8(oracle.marketStatus(_tokens[t]));
+        return status == 0 || _inSessions(_tracks[a].sessions, status);
+    }
+
+    function _isMarketRejection(uint256 a, uint256 t, bytes memory reason) internal view returns (bool) {
+        if (_marketAllowsBuy(a, t)) return false;
+        uint8 status = uint8(oracle.marketStatus(_tokens[t]));
+        return keccak256(reason)
+            == keccak256(abi.encodeWithSelector(ITradeRouter.MarketClosed.selector, _tokens[t], status));
+    }
+
+    /// @dev What the router's exit gate says for agent `a`'s position in token `t`: empty if it passes.
+    function _exitGate(uint256 a, uint256 t) internal view returns (bytes memory) {
+        IPriceOracle.Quote memory q = oracle.latestQuote(_tokens[t]);
+        uint8 status = uint8(q.status);
+        uint8 quoted = uint8(q.quotedStatus);
+        if (status == 0) return "";
+        if (status == STATUS_HALTED) return abi.encodeWithSelector(ITradeRouter.MarketHalted.selector, _tokens[t]);
+        IAgentRegistry.Track memory track = _tracks[a];
+        if (track.exitsWhenClosed == IAgentRegistry.ExitsWhenClosed.Fire) return "";
+        if (!_inSessions(track.sessions, status)) {
+            return abi.encodeWithSelector(ITradeRouter.MarketClosed.selector, _tokens[t], status);
+        }
+        if (!_inSessions(track.sessions, quoted)) {
+            return abi.encodeWithSelector(ITradeRouter.MarketClosed.selector, _tokens[t], quoted);
+        }
+        return "";
     }
 
     // ------------------------------------------------------------------ amounts and limits
