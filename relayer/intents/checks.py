@@ -45,6 +45,9 @@ class Check:
         out: dict[str, object] = {"check": self.name, "ok": self.ok}
         if self.error is not None:
             out.update(code=self.error.code, message=self.error.message)
+            suggestion = self.error.details.get("suggestion")
+            if suggestion is not None:
+                out["suggestion"] = suggestion  # what would make the intent pass (SPEC §5.2)
         return out
 
 
@@ -223,8 +226,12 @@ def market_closed(
 
 
 def market_error(closed: MarketClosed, symbol: str) -> RelayerError:
-    """``422 market_closed`` with ``{marketStatus, nextOpen}`` (SPEC §4, §5.6)."""
-    return RelayerError(closed.code, f"{symbol}: {closed.message}", closed.details())
+    """``422 market_closed`` with ``{marketStatus, nextOpen}`` (SPEC §4, §5.6), and, when the next
+    open is known, ``suggestion.notBefore`` (SPEC §5.2): the same intent passes from then on."""
+    details = closed.details()
+    if closed.next_open is not None:
+        details["suggestion"] = {"notBefore": closed.next_open}
+    return RelayerError(closed.code, f"{symbol}: {closed.message}", details)
 
 
 def _market(b: Built, ctx: Context) -> RelayerError | None:

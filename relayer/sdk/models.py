@@ -349,6 +349,17 @@ class Check:
     ok: bool
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def code(self) -> str | None:
+        return _str(self.raw.get("code"))
+
+    @property
+    def suggestion(self) -> dict[str, Any] | None:
+        """For a failed check, what would make the intent pass: ``{"usdcAmount": …}``,
+        ``{"notBefore": unix_s}`` while the market is closed, …"""
+        value = self.raw.get("suggestion")
+        return dict(value) if isinstance(value, Mapping) else None
+
 
 @dataclass(frozen=True)
 class Quote:

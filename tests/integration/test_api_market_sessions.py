@@ -66,6 +66,7 @@ def test_open_and_add_while_closed_are_market_closed_with_next_open(api: Api) ->
             )
             opens = datetime.fromtimestamp(err["details"]["nextOpen"], NEW_YORK)
             assert (opens.hour, opens.minute) == (9, 30) and opens.weekday() < 5, opens
+            assert err["details"]["suggestion"] == {"notBefore": err["details"]["nextOpen"]}
     # Reduces and ladder updates are never blocked by the market.
     execute(api, 0, "ReducePosition", positionId=position_id, tokenAmount="0.1")
     execute(api, 0, "UpdateExitLadder", positionId=position_id, exits=LADDER)
@@ -106,6 +107,9 @@ def test_quotes_say_whether_the_market_allows_the_intent(api: Api) -> None:
     q: dict[str, Any] = quote_of(api, 0, "OpenPosition", symbol="AAPL", usdcAmount="100", exits=LADDER)
     check = next(c for c in q["checks"] if c["check"] == "market_open")
     assert check["ok"] is False and check["code"] == "market_closed"
+    # When it may go: the next regular open (SPEC §5.2's notBefore), 09:30 New York time.
+    opens = datetime.fromtimestamp(check["suggestion"]["notBefore"], NEW_YORK)
+    assert (opens.hour, opens.minute) == (9, 30) and opens.weekday() < 5, opens
     _status(api, "AAPL", REGULAR)
     q = quote_of(api, 0, "OpenPosition", symbol="AAPL", usdcAmount="100", exits=LADDER)
     assert next(c for c in q["checks"] if c["check"] == "market_open")["ok"] is True

@@ -13,6 +13,7 @@ from relayer.sdk import (
     Multiplier,
     Position,
     Price,
+    Quote,
     RetryPolicy,
     StopLoss,
     TakeProfit,
@@ -65,6 +66,11 @@ def test_market_fields_parse_a_pending_split_and_tolerate_an_older_relayer() -> 
     assert halted.market == Market("Halted", None, None)
     assert Price.from_json({"symbol": "NVDA", "price": "1"}).market is None  # before SPEC §5.6
     assert Multiplier.from_json({"current": "x"}) is None and Multiplier.from_json(None) is None
+    closed = {"check": "market_open", "ok": False, "code": "market_closed", "suggestion": {"notBefore": 7}}
+    q = Quote.from_json({"typedData": {}, "checks": [closed, {"check": "nonce", "ok": True}]})
+    [failed] = q.failed_checks
+    assert (failed.code, failed.suggestion) == ("market_closed", {"notBefore": 7}) and not q.ok
+    assert q.checks[1].suggestion is None and q.checks[1].code is None
 
 
 def test_exit_rules_and_amounts() -> None:

@@ -74,7 +74,7 @@ class ErrorDetails(BaseModel):
     suggestion: dict[str, Any] | None = Field(
         default=None,
         description='Fields that would make the same request pass: {"nonce": 4}, {"usdcAmount": "412.5"}, '
-        '{"exits": [...]}, {"retryAfterS": 3}, {"deadline": ...}.',
+        '{"exits": [...]}, {"retryAfterS": 3}, {"deadline": ...}, {"notBefore": ...}.',
     )
 
 

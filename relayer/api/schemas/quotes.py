@@ -142,6 +142,11 @@ class CheckPublic(Public):
     ok: bool
     code: str | None = None
     message: str | None = None
+    suggestion: dict[str, Any] | None = Field(
+        default=None,
+        description="For a failed check, the fields that would make the intent pass (SPEC §5.2): "
+        '{"usdcAmount": "412.5"}, {"exits": [...]}, {"notBefore": 1765204200} (market_closed), …',
+    )
 
 
 class ExitBoundsPublic(Public):
