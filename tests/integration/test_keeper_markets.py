@@ -9,12 +9,24 @@ import math
 import time
 from decimal import Decimal
 
+import pytest
+
 from relayer.chain.seed import price_base
 from relayer.domain.calendar import calendar_or_none
 from relayer.domain.market import ExitsWhenClosed
 
 from .conftest import Api
-from .test_keeper import _actions, _exit_requests, _exits, _open, _position, _wait_position
+from .test_api_rejections import chain_time, rpc
+from .test_keeper import (
+    ENTRY,
+    _actions,
+    _exit_requests,
+    _exits,
+    _indexed_price,
+    _open,
+    _position,
+    _wait_position,
+)
 
 UNKNOWN, REGULAR, CLOSED, HALTED = 0, 2, 5, 6
 GAP_FIELDS = ("triggerPrice", "oraclePrice", "fillPrice", "slippageBps", "gapBps")
@@ -104,3 +116,52 @@ def test_a_feed_without_status_is_not_gated(api: Api) -> None:
     _quote(api, "NVDA", "160", UNKNOWN)
     p = _wait_position(api, position_id, lambda p: p["status"] == "closed")
     assert [e["ruleIndex"] for e in _exits(p)] == [1]
+
+
+@pytest.mark.parametrize(
+    ("ratio", "early"),
+    [(Decimal(2), True), (Decimal(2), False), (Decimal("0.1"), True), (Decimal("0.1"), False)],
+    ids=["2:1-quoted-early", "2:1-quoted-late", "1:10-quoted-early", "1:10-quoted-late"],
+)
+def test_a_split_never_fires_a_stop_by_itself(api: Api, ratio: Decimal, early: bool) -> None:
+    """A 2:1 split and a 1:10 reverse split around `effectiveAt`, the feed publishing the post-split
+    share price before it (early) or the pre-split one after it (late): each round is priced under the
+    multiplier it was quoted with, so the per-token price the stops watch never moves and nothing is
+    held or fired; a real fall afterwards still fires the stop (−10 %: 164.115)."""
+    oracle = api.stack.admin.oracle
+    token = api.stack.manifest.tokens["NVDA"]
+    position_id = _open(api)
+    before = _position(api, position_id)
+    effective_at = chain_time(api) + 600
+    _send(api, oracle.functions.scheduleMultiplier(token, int(ratio * 10**18), effective_at), "split")
+
+    def quote(share_price: Decimal, epoch: int) -> None:
+        _send(api, oracle.functions.setQuote(token, price_base(share_price), epoch, REGULAR), "quote")
+        _wait_price(api, ENTRY)
+
+    post_split = ENTRY / ratio  # 91.175 a share after 2:1, 1823.5 after 1:10
+    if early:
+        quote(post_split, 1)  # the new share price, tagged with the new epoch, before effectiveAt
+    rpc(api, "evm_increaseTime", 601)
+    rpc(api, "evm_mine")
+    if not early:
+        quote(ENTRY, 0)  # a late pre-split quote, after effectiveAt
+    quote(post_split, 1)
+    time.sleep(0.5)  # a keeper step or two: nothing to hold, nothing to fire
+    p = _position(api, position_id)
+    assert p["status"] == "open" and p["audit"] == [] and _exit_requests(api) == []
+    assert (p["size"], p["costBasis"]) == (before["size"], before["costBasis"])
+    assert Decimal(p["currentPrice"]) == ENTRY, "the position is worth what it was"
+    assert p["multiplier"]["current"] == str(ratio.normalize())
+    # A real fall through the stop, quoted post-split: fired on the per-token price.
+    _send(api, oracle.functions.setQuote(token, price_base(Decimal(160) / ratio), 1, REGULAR), "quote")
+    p = _wait_position(api, position_id, lambda p: p["status"] == "closed")
+    assert [e["ruleIndex"] for e in _exits(p)] == [1] and _exits(p)[0]["oraclePrice"] == "160"
+
+
+def _wait_price(api: Api, per_token: Decimal) -> None:
+    want = price_base(per_token)
+    deadline = time.monotonic() + 10
+    while _indexed_price(api, "NVDA") != want:
+        assert time.monotonic() < deadline, f"the indexed price {_indexed_price(api, 'NVDA')} ≠ {want}"
+        time.sleep(0.02)
