@@ -1,5 +1,5 @@
 """The keeper and market sessions on a real chain (SPEC §5.6): it holds what the router's gate would
-refuse, audits why once per market state ("market closed until Mon 8 Dec 09:30 ET"), and fires at the
+refuse, audits why once per market state ("market closed until Mon 7 Dec 09:30 ET"), and fires at the
 first tradable price with the gap report in the position's history."""
 
 from __future__ import annotations
