@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Table, delete
+from sqlalchemy import Table, delete, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -164,6 +164,12 @@ def _insert_absent_returning_stmt(dialect: str) -> Any:
     return _insert_absent_stmt(dialect, table, ("dedupe_key",)).returning(table.c.seq)
 
 
+# The relayer's own events (no dedupe key): a Core insert on the table, written at once and so in the
+# order they are appended (an ORM object would wait for the next flush, behind later statements).
+_STREAM_INSERT = insert(StreamEvent.__table__)  # type: ignore[arg-type]
+_STREAM_INSERT_SEQ = _STREAM_INSERT.returning(StreamEvent.__table__.c.seq)
+
+
 def append_stream(
     session: Session, agent_id: int, type_: str, data: dict[str, Any], dedupe_key: str | None = None
 ) -> None:
@@ -172,11 +178,12 @@ def append_stream(
     hook: StreamHook | None = session.info.get(HOOK_KEY)
     wanted = hook.matching(type_, agent_id) if hook is not None else ()
     if dedupe_key is None:
-        event = StreamEvent(agent_id=agent_id, type=type_, data=data)
-        session.add(event)
+        values = {"agent_id": agent_id, "type": type_, "data": data}
         if wanted and hook is not None:
-            session.flush()  # the event's seq, which the webhook body carries
-            hook.enqueue(session, wanted, event.seq, agent_id, type_, data)
+            seq = session.execute(_STREAM_INSERT_SEQ, values).scalar_one()  # the webhook body carries it
+            hook.enqueue(session, wanted, seq, agent_id, type_, data)
+        else:
+            session.execute(_STREAM_INSERT, values)
         return
     values = {"agent_id": agent_id, "type": type_, "data": data, "dedupe_key": dedupe_key}
     if not wanted or hook is None:
@@ -187,6 +194,18 @@ def append_stream(
     # rebuild after a reorg), and its outbox rows with it.
     if seq is not None:
         hook.enqueue(session, wanted, seq, agent_id, type_, data)
+
+
+def append_streams(session: Session, events: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+    """`append_stream` for several (agent id, type, data) events, in order: one executemany INSERT
+    when no webhook subscription wants any of them."""
+    hook: StreamHook | None = session.info.get(HOOK_KEY)
+    if hook is not None and any(hook.matching(t, a) for a, t, _d in events):
+        for agent_id, type_, data in events:
+            append_stream(session, agent_id, type_, data)
+        return
+    if events:
+        session.execute(_STREAM_INSERT, [{"agent_id": a, "type": t, "data": d} for a, t, d in events])
 
 
 def record_nonce_use(
