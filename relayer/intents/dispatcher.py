@@ -382,7 +382,7 @@ class Dispatcher:
             )
             tx_hash = request.attempts[-1].tx_hash if request.attempts else None
             ids = [c.intent_id for c, _b in items]
-            found = {r.id: r for r in session.scalars(for_transition(ids)).all()}
+            found = {r.id: r for r in for_transition(session, ids)}
             rows = [found[i] for i in ids if i in found]
             if len(rows) != len(ids) or any(r.status != IntentState.RECEIVED.value for r in rows):
                 raise _ConflictError()

@@ -215,7 +215,7 @@ class Finalizer:
             # One read of the rows, and every confirmation of the transaction in a few statements.
             submitted = {
                 r.id: r
-                for r in session.scalars(for_transition([intent_id for intent_id, _s, _e in plans])).all()
+                for r in for_transition(session, [intent_id for intent_id, _s, _e in plans])
                 if r.status == IntentState.SUBMITTED.value
             }
             confirms: dict[int, dict[str, Any]] = {

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import Select, bindparam, insert, select, update
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session, load_only, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from relayer.store import mirror
@@ -82,14 +82,26 @@ def record(session: Session, row: Intent, state: IntentState = IntentState.RECEI
     """Insert a new intent as `received` or `pending_approval` (with its history row and stream event)."""
     if state not in (IntentState.RECEIVED, IntentState.PENDING_APPROVAL):
         raise ValueError(f"an intent is recorded received or pending_approval, not {state}")
-    row.status = state
-    session.add(row)
-    session.flush()
+    # A Core INSERT of the attributes set (an ORM flush of one new object cost several times the
+    # statement), then the row joins the session as if loaded: persistent, every column known.
+    values = {k: v for k, v in row.__dict__.items() if k in _COLUMNS and k != "id"}
+    now = utcnow()
+    values.setdefault("created_at", now)
+    values.setdefault("updated_at", now)
+    values["status"] = state.value
+    if state is IntentState.PENDING_APPROVAL:
+        values["approval"] = "pending"
+    intent_id = session.execute(_INTENT_INSERT, values).scalar_one()
     if state is IntentState.PENDING_APPROVAL:
         # One approval per intent: its id is the intent's (a typed id in the approvals' paths).
-        row.approval_id = str(row.id)
-        row.approval = "pending"
-        session.flush()
+        values["approval_id"] = str(intent_id)
+        session.execute(_update_own(("approval_id",)), {"_id": intent_id, "v_approval_id": str(intent_id)})
+    row.id = intent_id
+    make_transient_to_detached(row)
+    session.add(row)
+    for key in _COLUMNS:
+        if key != "id":
+            set_committed_value(row, key, values.get(key))
     _log_state(session, row, state, None)
     return row
 
@@ -138,13 +150,20 @@ _TRANSITION_COLUMNS: Final = (
 )
 
 
-def for_transition(ids: Sequence[int]) -> Select[Intent]:
-    """The rows `ids` as `transition_all` needs them (the rest of each row loads if touched)."""
-    return (
-        select(Intent)
-        .where(Intent.id.in_(ids))
-        .options(load_only(*(getattr(Intent, c) for c in _TRANSITION_COLUMNS)))
-    )
+_NARROW = load_only(*(getattr(Intent, c) for c in _TRANSITION_COLUMNS))
+_BY_IDS: Final = select(Intent).where(Intent.id.in_(bindparam("ids", expanding=True))).options(_NARROW)
+_BY_ID: Final = select(Intent).where(Intent.id == bindparam("id")).options(_NARROW)
+
+
+def for_transition(session: Session, ids: Sequence[int]) -> list[Intent]:
+    """The rows `ids` as `transition_all` needs them and `intent_json` shows them (the rest of a row
+    loads if touched)."""
+    return list(session.scalars(_BY_IDS, {"ids": list(ids)}).all())
+
+
+def read(session: Session, intent_id: int) -> Intent | None:
+    """One intent as `intent_json` shows it (its request, message and signature load if touched)."""
+    return session.scalars(_BY_ID, {"id": intent_id}).first()
 
 
 def transition_all(
@@ -209,6 +228,8 @@ def transition_all(
 # The statements are built once per set of columns (building an UPDATE per row cost more CPU than
 # running it). Bound names carry a prefix: SQLAlchemy reserves a column's own name in SET.
 _INTENTS = Intent.__table__.c
+_COLUMNS: Final = frozenset(c.key for c in Intent.__table__.columns)
+_INTENT_INSERT = insert(Intent.__table__).returning(_INTENTS.id)  # type: ignore[arg-type]
 _HISTORY_INSERT = insert(IntentStatus.__table__)  # type: ignore[arg-type]
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +43,13 @@ from relayer.state import AgentInfo, ChainState
 from relayer.store.models import Intent, TxRequest, utcnow
 
 __all__ = ["Answer", "BatchPolicy", "IntentService", "SubmitResult", "intent_json", "parse_body"]
+
+# Every submit asks these: built once, with bound parameters (building a statement per call cost
+# more CPU than running it).
+_BY_DIGEST: Final = select(Intent).where(Intent.digest == bindparam("digest"))
+_BY_KEY: Final = select(Intent).where(
+    Intent.agent_id == bindparam("agent_id"), Intent.idempotency_key == bindparam("key")
+)
 
 # Intents this process built at submit, kept for the dispatcher (no rebuild from the stored body).
 _BUILT_CACHE_MAX: Final = 10_000
@@ -204,12 +211,12 @@ class IntentService:
             return self._built.pop(intent_id, None)
 
     def _existing(self, session: Session, agent_id: int, digest: str, key: str | None) -> Intent | None:
-        row = session.scalar(select(Intent).where(Intent.digest == digest))
+        row = session.scalar(_BY_DIGEST, {"digest": digest})
         if row is not None:
             return row
         if key is None:
             return None
-        row = session.scalar(select(Intent).where(Intent.agent_id == agent_id, Intent.idempotency_key == key))
+        row = session.scalar(_BY_KEY, {"agent_id": agent_id, "key": key})
         if row is not None and row.digest != digest:
             raise invalid_request(
                 "this Idempotency-Key was already used for a different intent", intentId=str(row.id)

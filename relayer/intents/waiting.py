@@ -13,6 +13,7 @@ from typing import Any, Final
 from sqlalchemy.orm import Session, sessionmaker
 
 from relayer.errors import RelayerError
+from relayer.intents import lifecycle
 from relayer.intents.lifecycle import CLOSED, IntentState, intent_json
 from relayer.state import ChainState
 from relayer.store.models import Intent
@@ -121,7 +122,7 @@ def answer(
         woken = waiter.woken.is_set()
         waiter.woken.clear()  # before reading: a change from now on wakes the wait below
         with sessions() as session:
-            row = session.get(Intent, intent_id)
+            row = lifecycle.read(session, intent_id)
             assert row is not None
             status = IntentState(row.status)
             if status is IntentState.SUBMITTED and not woken and row.tx_request_id is not None:
@@ -129,7 +130,7 @@ def answer(
                 request_id = row.tx_request_id
                 session.close()
                 finalize(request_id)
-                row = session.get(Intent, intent_id)
+                row = lifecycle.read(session, intent_id)
                 assert row is not None
                 status = IntentState(row.status)
             # Answer once this process's view includes the block too, so the agent's next quote
