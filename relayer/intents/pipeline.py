@@ -128,9 +128,21 @@ class IntentService:
     # ------------------------------------------------------------------ submit
 
     def submit(
-        self, agent_id: int | str, primary_type: str, raw: Any, *, idempotency_key: str | None, wait_s: float
+        self,
+        agent_id: int | str,
+        primary_type: str,
+        raw: Any,
+        *,
+        idempotency_key: str | None,
+        wait_s: float,
+        built: Built | None = None,
+        signature_ok: bool = False,
     ) -> SubmitResult:
-        b = self.built(agent_id, primary_type, raw)
+        """`built`: the intent as the caller already built it from the same `raw` (the route does, to
+        key the rate limit), with `signature_ok` if the caller found it signed by the agent's signer
+        (then the checks do not recover the signature a second time)."""
+        b = built if built is not None else self.built(agent_id, primary_type, raw)
+        signature_ok = signature_ok and built is not None
         digest = "0x" + b.digest(self.domain).hex()
         with self.sessions() as session:
             existing = self._existing(session, b.agent.agent_id, digest, idempotency_key)
@@ -139,7 +151,7 @@ class IntentService:
             # An agent that keeps front-running its own intents is throttled, then suspended.
             now = utcnow()
             standing = strikes.standing_of(session, b.agent.agent_id, now, self.strike_policy)
-            if standing is not None and checks.signature_error(b, self.domain) is None:
+            if standing is not None and (signature_ok or checks.signature_error(b, self.domain) is None):
                 raise standing.error(b.agent.agent_id, now)  # (a stranger's post gets its own answer)
             ctx = self.context(session, b.agent, self.chain_now())
             gated = b.primary_type in approvals.GATED_TYPES and approvals.needs_approval(
@@ -149,7 +161,7 @@ class IntentService:
             )
         try:
             self.prepare.ensure_chain()
-            error = self.prepare.first_failure(b, ctx)
+            error = self.prepare.first_failure(b, ctx, signature_ok=signature_ok)
             if error is not None:
                 raise error
             first_in_line = b.intent.nonce == self.state.counters_on(b.agent.agent_id, ctx.now).next_nonce
