@@ -8,7 +8,8 @@ write what another already wrote without failing.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from sqlalchemy import Table, delete, insert
@@ -58,16 +59,54 @@ def _insert_absent_stmt(dialect: str, table: Table, conflict: tuple[str, ...]) -
     return _INSERTS[dialect](table).on_conflict_do_nothing(index_elements=list(conflict))
 
 
+_BUFFER_KEY = "alphagrid.mirror_buffer"
+# (statement, columns) → row key → the row's values, in the order written.
+_Buffer = dict[tuple[Any, tuple[str, ...]], dict[tuple[Any, ...], dict[str, Any]]]
+
+
+@contextmanager
+def buffered(session: Session) -> Iterator[None]:
+    """The mirror's row writes inside (positions, their events, counters, nonce uses; not the stream)
+    are sent when the block ends without an error: one executemany per statement, each row once with
+    the values it was last written with (an upsert) or first (an insert-if-absent) — the state the
+    writes one by one would leave. Nothing inside may read those tables back before the end."""
+    buffer: _Buffer = {}
+    session.info[_BUFFER_KEY] = buffer
+    try:
+        yield
+    finally:
+        session.info.pop(_BUFFER_KEY, None)
+    for (stmt, _columns), rows in buffer.items():
+        session.execute(stmt, list(rows.values()))
+
+
 def _upsert(session: Session, model: type[Base], key: str, values: dict[str, Any]) -> None:
-    stmt = _upsert_stmt(_dialect(session), model.__table__, key, tuple(values))
-    session.execute(stmt, values)
+    columns = tuple(values)
+    stmt = _upsert_stmt(_dialect(session), model.__table__, key, columns)
+    buffer: _Buffer | None = session.info.get(_BUFFER_KEY)
+    if buffer is None:
+        session.execute(stmt, values)
+        return
+    rows = buffer.setdefault((stmt, columns), {})
+    rows.pop((values[key],), None)  # the last write wins, in its own place in the order
+    rows[(values[key],)] = values
 
 
 def _insert_absent(
-    session: Session, model: type[Base], conflict: tuple[str, ...], values: dict[str, Any]
+    session: Session,
+    model: type[Base],
+    conflict: tuple[str, ...],
+    values: dict[str, Any],
+    *,
+    deferrable: bool = True,
 ) -> None:
     stmt = _insert_absent_stmt(_dialect(session), model.__table__, conflict)
-    session.execute(stmt, values)
+    buffer: _Buffer | None = session.info.get(_BUFFER_KEY) if deferrable else None
+    if buffer is None:
+        session.execute(stmt, values)
+        return
+    rows = buffer.setdefault((stmt, tuple(values)), {})
+    rows.setdefault(tuple(values[c] for c in conflict), values)  # the first write wins
 
 
 def upsert_position(session: Session, p: PositionInfo) -> None:
@@ -187,7 +226,8 @@ def append_stream(
         return
     values = {"agent_id": agent_id, "type": type_, "data": data, "dedupe_key": dedupe_key}
     if not wanted or hook is None:
-        _insert_absent(session, StreamEvent, ("dedupe_key",), values)
+        # Never deferred: the stream's order is the order of its events.
+        _insert_absent(session, StreamEvent, ("dedupe_key",), values, deferrable=False)
         return
     seq = session.execute(_insert_absent_returning_stmt(_dialect(session)), values).scalar_one_or_none()
     # None: this chain event was written before (another process indexing the same chain, or a
