@@ -106,7 +106,7 @@ class IntentService:
             sender=sender,
             policy=policy,
             built_cache=self._take_built,
-            on_sent=self.waiters.wake,
+            on_sent=self.waiters.sent,
             claims=claims,
         )
         sender.add_listener(self.tx_settled)

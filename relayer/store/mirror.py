@@ -66,8 +66,8 @@ _Buffer = dict[tuple[Any, tuple[str, ...]], dict[tuple[Any, ...], dict[str, Any]
 
 @contextmanager
 def buffered(session: Session) -> Iterator[None]:
-    """The mirror's row writes inside (positions, their events, counters, nonce uses; not the stream)
-    are sent when the block ends without an error: one executemany per statement, each row once with
+    """The mirror's row writes inside (positions, their events, counters, nonce uses, chain events of the
+    stream) are sent when the block ends without an error: one executemany per statement, each row once with
     the values it was last written with (an upsert) or first (an insert-if-absent) — the state the
     writes one by one would leave. Nothing inside may read those tables back before the end."""
     buffer: _Buffer = {}
@@ -78,6 +78,16 @@ def buffered(session: Session) -> Iterator[None]:
         session.info.pop(_BUFFER_KEY, None)
     for (stmt, _columns), rows in buffer.items():
         session.execute(stmt, list(rows.values()))
+
+
+def _send_buffered(session: Session, stmt: Any) -> None:
+    """Send now what a `buffered` block holds for `stmt` (before a write of the same table that cannot
+    wait, so the table's rows keep the order of their writes)."""
+    buffer: _Buffer | None = session.info.get(_BUFFER_KEY)
+    if buffer is None:
+        return
+    for key in [k for k in buffer if k[0] is stmt]:
+        session.execute(stmt, list(buffer.pop(key).values()))
 
 
 def _upsert(session: Session, model: type[Base], key: str, values: dict[str, Any]) -> None:
@@ -97,11 +107,9 @@ def _insert_absent(
     model: type[Base],
     conflict: tuple[str, ...],
     values: dict[str, Any],
-    *,
-    deferrable: bool = True,
 ) -> None:
     stmt = _insert_absent_stmt(_dialect(session), model.__table__, conflict)
-    buffer: _Buffer | None = session.info.get(_BUFFER_KEY) if deferrable else None
+    buffer: _Buffer | None = session.info.get(_BUFFER_KEY)
     if buffer is None:
         session.execute(stmt, values)
         return
@@ -217,6 +225,10 @@ def append_stream(
     hook: StreamHook | None = session.info.get(HOOK_KEY)
     wanted = hook.matching(type_, agent_id) if hook is not None else ()
     if dedupe_key is None:
+        if _BUFFER_KEY in session.info:  # the chain's events held in a `buffered` block come first
+            _send_buffered(
+                session, _insert_absent_stmt(_dialect(session), StreamEvent.__table__, ("dedupe_key",))
+            )
         values = {"agent_id": agent_id, "type": type_, "data": data}
         if wanted and hook is not None:
             seq = session.execute(_STREAM_INSERT_SEQ, values).scalar_one()  # the webhook body carries it
@@ -226,9 +238,11 @@ def append_stream(
         return
     values = {"agent_id": agent_id, "type": type_, "data": data, "dedupe_key": dedupe_key}
     if not wanted or hook is None:
-        # Never deferred: the stream's order is the order of its events.
-        _insert_absent(session, StreamEvent, ("dedupe_key",), values, deferrable=False)
+        # Deferred in a `buffered` block too, in order (the buffer keeps it; a hooked event below sends
+        # what waits before it).
+        _insert_absent(session, StreamEvent, ("dedupe_key",), values)
         return
+    _send_buffered(session, _insert_absent_stmt(_dialect(session), StreamEvent.__table__, ("dedupe_key",)))
     seq = session.execute(_insert_absent_returning_stmt(_dialect(session)), values).scalar_one_or_none()
     # None: this chain event was written before (another process indexing the same chain, or a
     # rebuild after a reorg), and its outbox rows with it.

@@ -17,7 +17,7 @@ from relayer.state import Counters, PositionInfo
 from relayer.store import mirror
 from relayer.store.db import make_engine, make_session_factory
 from relayer.store.migrate import upgrade
-from relayer.store.models import AgentCounters, NonceUse, Position, PositionEvent
+from relayer.store.models import AgentCounters, NonceUse, Position, PositionEvent, StreamEvent
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -127,3 +127,39 @@ def test_an_error_inside_writes_nothing(sessions: sessionmaker[Session]) -> None
         session.commit()
     with sessions() as session:
         assert state(session)["counters"] == [(3, 9, 0)] and state(session)["nonces"] == []
+
+
+class Hook:
+    """A webhook subscription that wants the `wanted` events (the outbox's side, in memory)."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[int] = []
+
+    def matching(self, type_: str, agent_id: int) -> list[int]:
+        return [1] if type_ == "wanted" else []
+
+    def enqueue(
+        self, session: Session, subscription_ids: Any, seq: int, agent_id: int, type_: str, data: Any
+    ) -> None:
+        self.enqueued.append(seq)
+
+
+def test_buffered_stream_keeps_the_order_of_its_events(sessions: sessionmaker[Session]) -> None:
+    """Chain events wait in the buffer; one a webhook wants is written at once, after those before it;
+    the relayer's own events likewise. The stream's order is the order appended."""
+    hook = Hook()
+    order = ["a", "b", "wanted-c", "d", "own-e", "f"]
+    with sessions.begin() as session:
+        session.info[mirror.HOOK_KEY] = hook
+        with mirror.buffered(session):
+            for name in order:
+                if name.startswith("own-"):
+                    mirror.append_stream(session, 1, "note", {"name": name})
+                else:
+                    type_ = "wanted" if name.startswith("wanted") else "note"
+                    mirror.append_stream(session, 1, type_, {"name": name}, dedupe_key=f"0xaa:{name}")
+            mirror.append_stream(session, 1, "note", {"name": "a"}, dedupe_key="0xaa:a")  # again: once
+    with sessions() as session:
+        rows = session.execute(select(StreamEvent.seq, StreamEvent.data).order_by(StreamEvent.seq)).all()
+    assert [r.data["name"] for r in rows] == order
+    assert hook.enqueued == [rows[2].seq]
