@@ -281,9 +281,9 @@ def _log_states(
 ) -> None:
     if not rows:
         return
-    session.execute(
-        _HISTORY_INSERT, [{"intent_id": row.id, "status": state.value, "reason": reason} for row in rows]
-    )
+    history = [{"intent_id": row.id, "status": state.value, "reason": reason} for row in rows]
+    # One row: a plain execute (an executemany's machinery costs more than the row).
+    session.execute(_HISTORY_INSERT, history[0] if len(history) == 1 else history)
     events: list[tuple[int, str, dict[str, Any]]] = []
     for row in rows:
         event: dict[str, Any] = {

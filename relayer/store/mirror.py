@@ -258,8 +258,9 @@ def append_streams(session: Session, events: Sequence[tuple[int, str, dict[str, 
         for agent_id, type_, data in events:
             append_stream(session, agent_id, type_, data)
         return
-    if events:
-        session.execute(_STREAM_INSERT, [{"agent_id": a, "type": t, "data": d} for a, t, d in events])
+    rows = [{"agent_id": a, "type": t, "data": d} for a, t, d in events]
+    if rows:
+        session.execute(_STREAM_INSERT, rows[0] if len(rows) == 1 else rows)
 
 
 def record_nonce_use(
