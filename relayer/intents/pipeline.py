@@ -46,8 +46,8 @@ __all__ = ["Answer", "BatchPolicy", "IntentService", "SubmitResult", "intent_jso
 
 # Every submit asks these: built once, with bound parameters (building a statement per call cost
 # more CPU than running it).
-_BY_DIGEST: Final = select(Intent).where(Intent.digest == bindparam("digest"))
-_BY_KEY: Final = select(Intent).where(
+_ID_BY_DIGEST: Final = select(Intent.id).where(Intent.digest == bindparam("digest"))
+_ID_BY_KEY: Final = select(Intent.id).where(
     Intent.agent_id == bindparam("agent_id"), Intent.idempotency_key == bindparam("key")
 )
 
@@ -223,12 +223,14 @@ class IntentService:
             return self._built.pop(intent_id, None)
 
     def _existing(self, session: Session, agent_id: int, digest: str, key: str | None) -> Intent | None:
-        row = session.scalar(_BY_DIGEST, {"digest": digest})
-        if row is not None:
-            return row
+        # Asked for every submit, and nearly always absent: the id first, the record only if found.
+        found = session.scalar(_ID_BY_DIGEST, {"digest": digest})
+        if found is not None:
+            return lifecycle.read(session, found)
         if key is None:
             return None
-        row = session.scalar(_BY_KEY, {"agent_id": agent_id, "key": key})
+        found = session.scalar(_ID_BY_KEY, {"agent_id": agent_id, "key": key})
+        row = lifecycle.read(session, found) if found is not None else None
         if row is not None and row.digest != digest:
             raise invalid_request(
                 "this Idempotency-Key was already used for a different intent", intentId=str(row.id)
