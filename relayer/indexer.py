@@ -155,8 +155,9 @@ class Indexer:
         # (an open without its ladder), nor memory ahead of the history the database serves.
         try:
             with self.state.lock, self.sessions.begin() as session:
-                for event, timestamp in events:
-                    self._apply(session, event, timestamp)
+                with mirror.buffered(session):  # one executemany per table, not statements per event
+                    for event, timestamp in events:
+                        self._apply(session, event, timestamp)
                 if to_block >= self._persist_from:
                     mirror.set_cursor(session, to_block, to_hash)
         except BaseException:

@@ -43,6 +43,9 @@ from relayer.store.migrate import upgrade
 
 log = logging.getLogger("alphagrid.service")
 
+# The sender's poll when nothing told it to look (its stuck/drop/rebroadcast thresholds are seconds).
+SENDER_FALLBACK_S = 0.5
+
 EVENT_SOURCES = ("TradeRouter", "AgentRegistry", "TokenRegistry", "PriceOracle", "OraclePriceVenue")
 
 
@@ -78,14 +81,22 @@ class Services:
             self.keeper.load()
             self.keeper_jobs = KeeperJobs(self.keeper)
             self.indexer.on_event = self.keeper_jobs.on_event
-        self.indexer.on_batch = self.intents.indexed
+        self.indexer.on_batch = self._indexed
         self.sender.reconcile()
         self._spawn("indexer", lambda: self.indexer.run(self.stop, interval_s=0.05))
-        self._spawn("sender", lambda: self.sender.run(self.stop, interval_s=0.05))
+        # The sender polls when told (a broadcast, a new block from the indexer); its own interval is the
+        # fallback (a 50 ms poll loop was a third of the GIL under a burst).
+        self._spawn("sender", lambda: self.sender.run(self.stop, interval_s=SENDER_FALLBACK_S))
         self._spawn("dispatcher", lambda: self.intents.run(self.stop, interval_s=0.05))
         self._spawn("webhooks", lambda: self.webhooks.run(self.stop))
         if self.keeper_jobs is not None:
             self.keeper_jobs.start()
+
+    def _indexed(self, block_number: int) -> None:
+        """After each batch of blocks the indexer applied: the submits and the dispatcher waiting for
+        it, and the sender (a new block may have mined what it follows)."""
+        self.intents.indexed(block_number)
+        self.sender.notify()
 
     def dead_workers(self) -> list[str]:
         """The workers that stopped while the services run (each should run until `close`)."""
@@ -102,6 +113,7 @@ class Services:
     def close(self) -> None:
         self.stop.set()
         self.intents.notify()
+        self.sender.notify()
         self.webhooks.notify()
         if self.keeper_jobs is not None:
             self.keeper_jobs.shutdown()

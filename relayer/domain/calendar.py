@@ -43,6 +43,8 @@ class ExchangeCalendar:
         self._days: list[TradingDay] | None = None
         self._dates: list[date] = []
         self._lock = threading.Lock()
+        # (statuses, local date) → (asked at, the next open then): the last answer of `next_open`.
+        self._next_open_memo: dict[tuple[frozenset[MarketStatus], date], tuple[datetime, datetime]] = {}
 
     def _load(self) -> list[TradingDay]:
         with self._lock:
@@ -96,8 +98,16 @@ class ExchangeCalendar:
         if not self.knows(now):
             return None
         local = now.astimezone(self.hours.tz).date()
+        # Every quote asks this: the answer for an earlier moment of the same day holds until that open
+        # (no window starts between them, over the same days), so it is kept instead of recomputed.
+        memo = self._next_open_memo.get((statuses, local))
+        if memo is not None and memo[0] <= now < memo[1]:
+            return memo[1]
         days = self.trading_days(local, local + _LOOKAHEAD)
-        return next_open(now, days, statuses, self.hours)
+        opens = next_open(now, days, statuses, self.hours)
+        if opens is not None:
+            self._next_open_memo = {(statuses, local): (now, opens)}
+        return opens
 
 
 @cache

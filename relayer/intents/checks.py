@@ -400,6 +400,8 @@ SIGNED_CHECKS: tuple[tuple[str, Callable[[Built, Context], RelayerError | None]]
     ("slippage", _slippage),
 )
 
+# Every check but the signature's, in the same order (for an intent whose signature was recovered).
+UNSIGNED_CHECKS = tuple(c for c in SIGNED_CHECKS if c[0] != "signature")
 # What a quote can say before anything is signed.
 QUOTE_CHECKS = tuple(c for c in SIGNED_CHECKS if c[0] not in ("signature", "nonce", "deadline"))
 
@@ -412,8 +414,12 @@ def run(
     return [Check(name, fn(b, ctx)) for name, fn in checks]
 
 
-def first_failure(b: Built, ctx: Context) -> RelayerError | None:
-    for _name, fn in SIGNED_CHECKS:
+def first_failure(
+    b: Built,
+    ctx: Context,
+    checks: tuple[tuple[str, Callable[[Built, Context], RelayerError | None]], ...] = SIGNED_CHECKS,
+) -> RelayerError | None:
+    for _name, fn in checks:
         error = fn(b, ctx)
         if error is not None:
             return error

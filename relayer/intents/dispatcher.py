@@ -40,7 +40,7 @@ from relayer.intents.decisions import (
     Wait,
 )
 from relayer.intents.finalize import Finalizer
-from relayer.intents.lifecycle import HOLDS_NONCE, IntentState, transition
+from relayer.intents.lifecycle import HOLDS_NONCE, IntentState, for_transition, transition_all
 from relayer.intents.prepare import Preparer, gas_limit
 from relayer.store.models import Intent, TxRequest
 
@@ -381,21 +381,19 @@ class Dispatcher:
                 session, to=self.router.address, data=data, gas_limit=gas_limit(gas), purpose=PURPOSE
             )
             tx_hash = request.attempts[-1].tx_hash if request.attempts else None
-            rows = {
-                r.id: r
-                for r in session.scalars(
-                    select(Intent).where(Intent.id.in_([c.intent_id for c, _b in items]))
-                ).all()
-            }
-            for index, (c, _b) in enumerate(items):
-                row = rows.get(c.intent_id)
-                fields: dict[str, Any] = {"tx_request_id": request.id, "tx_hash": tx_hash}
-                if batched:
-                    fields.update(batch_index=index, batch_size=len(items))
-                if row is None or row.status != IntentState.RECEIVED.value:
-                    raise _ConflictError()
-                if not transition(session, row, IntentState.SUBMITTED, **fields):
-                    raise _ConflictError()
+            ids = [c.intent_id for c, _b in items]
+            found = {r.id: r for r in for_transition(session, ids)}
+            rows = [found[i] for i in ids if i in found]
+            if len(rows) != len(ids) or any(r.status != IntentState.RECEIVED.value for r in rows):
+                raise _ConflictError()
+            fields: dict[str, Any] = {"tx_request_id": request.id, "tx_hash": tx_hash}
+            each: dict[int, dict[str, Any]] = {}
+            if batched:
+                fields["batch_size"] = len(items)
+                each = {intent_id: {"batch_index": index} for index, intent_id in enumerate(ids)}
+            # One UPDATE for every item (a compare-and-set on each), then their history and stream.
+            if len(transition_all(session, rows, IntentState.SUBMITTED, each=each, **fields)) != len(rows):
+                raise _ConflictError()
             request_id = request.id
         log.info("sent %s intent(s) in request %s (gas %s)", len(items), request_id, gas)
         return request_id

@@ -21,7 +21,7 @@ from relayer.errors import RelayerError
 from relayer.intents import decisions, strikes
 from relayer.intents.build import USDC_DECIMALS
 from relayer.intents.decisions import Confirm, Fail, ItemEvidence, LookUpNonce
-from relayer.intents.lifecycle import IntentState, transition
+from relayer.intents.lifecycle import IntentState, for_transition, transition, transition_all
 from relayer.metrics import Metrics
 from relayer.state import ChainState
 from relayer.store.models import Intent, TxRequest, utcnow
@@ -183,8 +183,12 @@ class Finalizer:
             receipt_block = int(receipt["blockNumber"], 16)
             groups = group_by_digest(self.router.router_logs(receipt))
         with self.sessions() as session:
-            rows = session.scalars(select(Intent).where(Intent.id.in_(intent_ids))).all()
-            items = [(r.id, r.agent_id, r.nonce, r.digest.lower()) for r in rows]
+            rows = session.execute(
+                select(Intent.id, Intent.agent_id, Intent.nonce, Intent.digest).where(
+                    Intent.id.in_(intent_ids)
+                )
+            ).all()
+            items = [(int(i), int(a), int(n), str(d).lower()) for i, a, n, d in rows]
         # Decide each item (reading the chain where the receipt cannot tell) before writing anything.
         plans: list[tuple[int, Confirm | Fail, Mapping[str, Any]]] = []
         strikes_by_intent: dict[int, tuple[int, str]] = {}  # intent → (agent, why): front-run
@@ -208,13 +212,24 @@ class Finalizer:
             plans.append((intent_id, step, {}))
         finalized: list[int] = []
         with self.sessions.begin() as session:
-            for intent_id, step, extra in plans:
-                row = session.get(Intent, intent_id)
-                if row is None or row.status != IntentState.SUBMITTED.value:
-                    continue
-                if isinstance(step, Confirm):
-                    if self._confirm(session, row, step.tx_hash, extra.get("logs", ()), extra.get("block")):
-                        finalized.append(intent_id)
+            # One read of the rows, and every confirmation of the transaction in a few statements.
+            submitted = {
+                r.id: r
+                for r in for_transition(session, [intent_id for intent_id, _s, _e in plans])
+                if r.status == IntentState.SUBMITTED.value
+            }
+            confirms: dict[int, dict[str, Any]] = {
+                intent_id: self._confirmed_fields(step.tx_hash, extra.get("logs", ()), extra.get("block"))
+                for intent_id, step, extra in plans
+                if isinstance(step, Confirm) and intent_id in submitted
+            }
+            if confirms:
+                to_confirm = [submitted[intent_id] for intent_id in confirms]
+                moved = transition_all(session, to_confirm, IntentState.CONFIRMED, each=confirms)
+                finalized += [row.id for row in moved]
+            for intent_id, step, _extra in plans:
+                row = submitted.get(intent_id)
+                if row is None or isinstance(step, Confirm):
                     continue
                 # Its nonce used by a different intent: the agent's next intents can still be mined.
                 strike = strikes_by_intent.get(intent_id)
@@ -285,14 +300,19 @@ class Finalizer:
         group = group_by_digest(self.router.router_logs(receipt)).get(found.digest.lower())
         return {"logs": group.logs if group else (), "block": int(receipt["blockNumber"], 16)}
 
-    def _confirm(
-        self, session: Session, row: Intent, tx_hash: str, logs: Sequence[DecodedLog], block: int | None
-    ) -> bool:
+    def _confirmed_fields(
+        self, tx_hash: str, logs: Sequence[DecodedLog], block: int | None
+    ) -> dict[str, Any]:
         fill, position_id = fill_of(logs, self.state)
         fields: dict[str, Any] = {"tx_hash": tx_hash, "block_number": block, "fill": fill}
         if position_id is not None:
             fields["position_id"] = position_id
-        return transition(session, row, IntentState.CONFIRMED, **fields)
+        return fields
+
+    def _confirm(
+        self, session: Session, row: Intent, tx_hash: str, logs: Sequence[DecodedLog], block: int | None
+    ) -> bool:
+        return transition(session, row, IntentState.CONFIRMED, **self._confirmed_fields(tx_hash, logs, block))
 
     # ------------------------------------------------------------------ closing
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +43,13 @@ from relayer.state import AgentInfo, ChainState
 from relayer.store.models import Intent, TxRequest, utcnow
 
 __all__ = ["Answer", "BatchPolicy", "IntentService", "SubmitResult", "intent_json", "parse_body"]
+
+# Every submit asks these: built once, with bound parameters (building a statement per call cost
+# more CPU than running it).
+_ID_BY_DIGEST: Final = select(Intent.id).where(Intent.digest == bindparam("digest"))
+_ID_BY_KEY: Final = select(Intent.id).where(
+    Intent.agent_id == bindparam("agent_id"), Intent.idempotency_key == bindparam("key")
+)
 
 # Intents this process built at submit, kept for the dispatcher (no rebuild from the stored body).
 _BUILT_CACHE_MAX: Final = 10_000
@@ -105,7 +112,7 @@ class IntentService:
             sender=sender,
             policy=policy,
             built_cache=self._take_built,
-            on_sent=self.waiters.wake,
+            on_sent=self.waiters.sent,
             claims=claims,
         )
         sender.add_listener(self.tx_settled)
@@ -127,9 +134,21 @@ class IntentService:
     # ------------------------------------------------------------------ submit
 
     def submit(
-        self, agent_id: int | str, primary_type: str, raw: Any, *, idempotency_key: str | None, wait_s: float
+        self,
+        agent_id: int | str,
+        primary_type: str,
+        raw: Any,
+        *,
+        idempotency_key: str | None,
+        wait_s: float,
+        built: Built | None = None,
+        signature_ok: bool = False,
     ) -> SubmitResult:
-        b = self.built(agent_id, primary_type, raw)
+        """`built`: the intent as the caller already built it from the same `raw` (the route does, to
+        key the rate limit), with `signature_ok` if the caller found it signed by the agent's signer
+        (then the checks do not recover the signature a second time)."""
+        b = built if built is not None else self.built(agent_id, primary_type, raw)
+        signature_ok = signature_ok and built is not None
         digest = "0x" + b.digest(self.domain).hex()
         with self.sessions() as session:
             existing = self._existing(session, b.agent.agent_id, digest, idempotency_key)
@@ -138,7 +157,7 @@ class IntentService:
             # An agent that keeps front-running its own intents is throttled, then suspended.
             now = utcnow()
             standing = strikes.standing_of(session, b.agent.agent_id, now, self.strike_policy)
-            if standing is not None and checks.signature_error(b, self.domain) is None:
+            if standing is not None and (signature_ok or checks.signature_error(b, self.domain) is None):
                 raise standing.error(b.agent.agent_id, now)  # (a stranger's post gets its own answer)
             ctx = self.context(session, b.agent, self.chain_now())
             gated = b.primary_type in approvals.GATED_TYPES and approvals.needs_approval(
@@ -148,7 +167,7 @@ class IntentService:
             )
         try:
             self.prepare.ensure_chain()
-            error = self.prepare.first_failure(b, ctx)
+            error = self.prepare.first_failure(b, ctx, signature_ok=signature_ok)
             if error is not None:
                 raise error
             first_in_line = b.intent.nonce == self.state.counters_on(b.agent.agent_id, ctx.now).next_nonce
@@ -210,12 +229,14 @@ class IntentService:
             return self._built.pop(intent_id, None)
 
     def _existing(self, session: Session, agent_id: int, digest: str, key: str | None) -> Intent | None:
-        row = session.scalar(select(Intent).where(Intent.digest == digest))
-        if row is not None:
-            return row
+        # Asked for every submit, and nearly always absent: the id first, the record only if found.
+        found = session.scalar(_ID_BY_DIGEST, {"digest": digest})
+        if found is not None:
+            return lifecycle.read(session, found)
         if key is None:
             return None
-        row = session.scalar(select(Intent).where(Intent.agent_id == agent_id, Intent.idempotency_key == key))
+        found = session.scalar(_ID_BY_KEY, {"agent_id": agent_id, "key": key})
+        row = lifecycle.read(session, found) if found is not None else None
         if row is not None and row.digest != digest:
             raise invalid_request(
                 "this Idempotency-Key was already used for a different intent", intentId=str(row.id)

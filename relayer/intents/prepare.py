@@ -109,9 +109,14 @@ class Preparer:
             agent = agent_of(self.state, agent_id)
             return build(body, agent, self.state, signed=signed)
 
-    def first_failure(self, b: Built, ctx: checks.Context) -> RelayerError | None:
+    def first_failure(
+        self, b: Built, ctx: checks.Context, *, signature_ok: bool = False
+    ) -> RelayerError | None:
+        """`signature_ok`: the caller recovered `b`'s signature already (the check is skipped)."""
         with self.state.read():
-            return checks.first_failure(b, ctx)
+            return checks.first_failure(
+                b, ctx, checks.UNSIGNED_CHECKS if signature_ok else checks.SIGNED_CHECKS
+            )
 
     @staticmethod
     def calldata(b: Built) -> bytes:

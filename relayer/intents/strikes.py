@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from relayer.errors import RelayerError
@@ -94,13 +94,15 @@ def _span(seconds: int) -> str:
 # ---------------------------------------------------------------------- I/O
 
 
+# Every submit asks this: built once, with bound parameters.
+_STRIKES: Final = select(AgentStrike.at).where(
+    AgentStrike.agent_id == bindparam("agent_id"), AgentStrike.at > bindparam("since")
+)
+
+
 def strike_times(session: Session, agent_id: int, now: datetime, policy: StrikePolicy) -> list[datetime]:
     since = now - timedelta(seconds=policy.lookback_s)
-    return list(
-        session.scalars(
-            select(AgentStrike.at).where(AgentStrike.agent_id == agent_id, AgentStrike.at > since)
-        )
-    )
+    return list(session.scalars(_STRIKES, {"agent_id": agent_id, "since": since}))
 
 
 def standing_of(session: Session, agent_id: int, now: datetime, policy: StrikePolicy) -> Standing | None:

@@ -13,6 +13,7 @@ from typing import Any, Final
 from sqlalchemy.orm import Session, sessionmaker
 
 from relayer.errors import RelayerError
+from relayer.intents import lifecycle
 from relayer.intents.lifecycle import CLOSED, IntentState, intent_json
 from relayer.state import ChainState
 from relayer.store.models import Intent
@@ -50,6 +51,9 @@ class Waiter:
 
     woken: threading.Event = field(default_factory=threading.Event)
     request_id: int | None = None
+    # Whether its intent's move to `submitted` matters: only once the wait is over and the submit is
+    # answered as soon as its transaction is recorded (else that wake-up would only cost a read).
+    wants_sent: bool = False
     block_number: int | None = None  # confirmed in this block: waits for the indexer to reach it
 
 
@@ -80,6 +84,14 @@ class Waiters:
             waiters = [self._waiters[i] for i in intent_ids if i in self._waiters]
         for waiter in waiters:
             waiter.woken.set()
+
+    def sent(self, intent_ids: list[int]) -> None:
+        """These intents' transaction is recorded: wakes the submits that answer on that."""
+        with self._lock:
+            waiters = [self._waiters[i] for i in intent_ids if i in self._waiters]
+        for waiter in waiters:
+            if waiter.wants_sent:
+                waiter.woken.set()
 
     def wake_all(self) -> None:
         with self._lock:
@@ -114,14 +126,17 @@ def answer(
     start = time.monotonic()
     deadline = start + wait_s
     sent_deadline = start + SENT_WAIT_S if until_sent else start
+    waiter.wants_sent = wait_s <= 0
     if wait_s > 0 or until_sent:
         # Just recorded: nothing to read until its batch is sent and settles, which wakes this.
         waiter.woken.wait(timeout=min(ANSWER_BACKSTOP_S, wait_s))
     while True:
+        # Set before the read, like the clear below: a move to `submitted` after it wakes the wait.
+        waiter.wants_sent = time.monotonic() >= deadline
         woken = waiter.woken.is_set()
         waiter.woken.clear()  # before reading: a change from now on wakes the wait below
         with sessions() as session:
-            row = session.get(Intent, intent_id)
+            row = lifecycle.read(session, intent_id)
             assert row is not None
             status = IntentState(row.status)
             if status is IntentState.SUBMITTED and not woken and row.tx_request_id is not None:
@@ -129,7 +144,7 @@ def answer(
                 request_id = row.tx_request_id
                 session.close()
                 finalize(request_id)
-                row = session.get(Intent, intent_id)
+                row = lifecycle.read(session, intent_id)
                 assert row is not None
                 status = IntentState(row.status)
             # Answer once this process's view includes the block too, so the agent's next quote
@@ -153,5 +168,9 @@ def answer(
                     break
                 waiter.woken.wait(timeout=min(INDEXED_POLL_S, max(deadline - time.monotonic(), 0)))
             continue
+        # Still `received` past the wait: until it is sent (`wants_sent` from the next pass on, so the
+        # pass at the deadline comes on time).
         until = max(deadline, sent_deadline) if status is IntentState.RECEIVED else deadline
+        if not waiter.wants_sent:
+            until = min(until, deadline)
         waiter.woken.wait(timeout=min(ANSWER_BACKSTOP_S, max(until - time.monotonic(), 0)))

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from relayer.amounts import format_amount
@@ -111,13 +111,15 @@ def policy_json(row: ApprovalPolicy) -> dict[str, Any]:
     }
 
 
+# Every gated submit asks this: built once, with bound parameters.
+_THRESHOLDS: Final = select(ApprovalPolicy.scope, ApprovalPolicy.above).where(
+    ((ApprovalPolicy.scope == PolicyScope.AGENT.value) & (ApprovalPolicy.target == bindparam("agent")))
+    | ((ApprovalPolicy.scope == PolicyScope.TRACK.value) & (ApprovalPolicy.target == bindparam("track")))
+)
+
+
 def threshold_for(session: Session, agent_id: int, track_name: str) -> int | None:
-    rows = session.execute(
-        select(ApprovalPolicy.scope, ApprovalPolicy.above).where(
-            ((ApprovalPolicy.scope == PolicyScope.AGENT.value) & (ApprovalPolicy.target == str(agent_id)))
-            | ((ApprovalPolicy.scope == PolicyScope.TRACK.value) & (ApprovalPolicy.target == track_name))
-        )
-    ).all()
+    rows = session.execute(_THRESHOLDS, {"agent": str(agent_id), "track": track_name}).all()
     by_scope = {scope: int(above) for scope, above in rows}
     return effective_threshold(by_scope.get(PolicyScope.AGENT.value), by_scope.get(PolicyScope.TRACK.value))
 

@@ -8,10 +8,11 @@ write what another already wrote without failing.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
-from sqlalchemy import Table, delete
+from sqlalchemy import Table, delete, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -58,16 +59,62 @@ def _insert_absent_stmt(dialect: str, table: Table, conflict: tuple[str, ...]) -
     return _INSERTS[dialect](table).on_conflict_do_nothing(index_elements=list(conflict))
 
 
+_BUFFER_KEY = "alphagrid.mirror_buffer"
+# (statement, columns) → row key → the row's values, in the order written.
+_Buffer = dict[tuple[Any, tuple[str, ...]], dict[tuple[Any, ...], dict[str, Any]]]
+
+
+@contextmanager
+def buffered(session: Session) -> Iterator[None]:
+    """The mirror's row writes inside (positions, their events, counters, nonce uses, chain events of the
+    stream) are sent when the block ends without an error: one executemany per statement, each row once with
+    the values it was last written with (an upsert) or first (an insert-if-absent) — the state the
+    writes one by one would leave. Nothing inside may read those tables back before the end."""
+    buffer: _Buffer = {}
+    session.info[_BUFFER_KEY] = buffer
+    try:
+        yield
+    finally:
+        session.info.pop(_BUFFER_KEY, None)
+    for (stmt, _columns), rows in buffer.items():
+        session.execute(stmt, list(rows.values()))
+
+
+def _send_buffered(session: Session, stmt: Any) -> None:
+    """Send now what a `buffered` block holds for `stmt` (before a write of the same table that cannot
+    wait, so the table's rows keep the order of their writes)."""
+    buffer: _Buffer | None = session.info.get(_BUFFER_KEY)
+    if buffer is None:
+        return
+    for key in [k for k in buffer if k[0] is stmt]:
+        session.execute(stmt, list(buffer.pop(key).values()))
+
+
 def _upsert(session: Session, model: type[Base], key: str, values: dict[str, Any]) -> None:
-    stmt = _upsert_stmt(_dialect(session), model.__table__, key, tuple(values))
-    session.execute(stmt, values)
+    columns = tuple(values)
+    stmt = _upsert_stmt(_dialect(session), model.__table__, key, columns)
+    buffer: _Buffer | None = session.info.get(_BUFFER_KEY)
+    if buffer is None:
+        session.execute(stmt, values)
+        return
+    rows = buffer.setdefault((stmt, columns), {})
+    rows.pop((values[key],), None)  # the last write wins, in its own place in the order
+    rows[(values[key],)] = values
 
 
 def _insert_absent(
-    session: Session, model: type[Base], conflict: tuple[str, ...], values: dict[str, Any]
+    session: Session,
+    model: type[Base],
+    conflict: tuple[str, ...],
+    values: dict[str, Any],
 ) -> None:
     stmt = _insert_absent_stmt(_dialect(session), model.__table__, conflict)
-    session.execute(stmt, values)
+    buffer: _Buffer | None = session.info.get(_BUFFER_KEY)
+    if buffer is None:
+        session.execute(stmt, values)
+        return
+    rows = buffer.setdefault((stmt, tuple(values)), {})
+    rows.setdefault(tuple(values[c] for c in conflict), values)  # the first write wins
 
 
 def upsert_position(session: Session, p: PositionInfo) -> None:
@@ -164,6 +211,12 @@ def _insert_absent_returning_stmt(dialect: str) -> Any:
     return _insert_absent_stmt(dialect, table, ("dedupe_key",)).returning(table.c.seq)
 
 
+# The relayer's own events (no dedupe key): a Core insert on the table, written at once and so in the
+# order they are appended (an ORM object would wait for the next flush, behind later statements).
+_STREAM_INSERT = insert(StreamEvent.__table__)  # type: ignore[arg-type]
+_STREAM_INSERT_SEQ = _STREAM_INSERT.returning(StreamEvent.__table__.c.seq)
+
+
 def append_stream(
     session: Session, agent_id: int, type_: str, data: dict[str, Any], dedupe_key: str | None = None
 ) -> None:
@@ -172,21 +225,42 @@ def append_stream(
     hook: StreamHook | None = session.info.get(HOOK_KEY)
     wanted = hook.matching(type_, agent_id) if hook is not None else ()
     if dedupe_key is None:
-        event = StreamEvent(agent_id=agent_id, type=type_, data=data)
-        session.add(event)
+        if _BUFFER_KEY in session.info:  # the chain's events held in a `buffered` block come first
+            _send_buffered(
+                session, _insert_absent_stmt(_dialect(session), StreamEvent.__table__, ("dedupe_key",))
+            )
+        values = {"agent_id": agent_id, "type": type_, "data": data}
         if wanted and hook is not None:
-            session.flush()  # the event's seq, which the webhook body carries
-            hook.enqueue(session, wanted, event.seq, agent_id, type_, data)
+            seq = session.execute(_STREAM_INSERT_SEQ, values).scalar_one()  # the webhook body carries it
+            hook.enqueue(session, wanted, seq, agent_id, type_, data)
+        else:
+            session.execute(_STREAM_INSERT, values)
         return
     values = {"agent_id": agent_id, "type": type_, "data": data, "dedupe_key": dedupe_key}
     if not wanted or hook is None:
+        # Deferred in a `buffered` block too, in order (the buffer keeps it; a hooked event below sends
+        # what waits before it).
         _insert_absent(session, StreamEvent, ("dedupe_key",), values)
         return
+    _send_buffered(session, _insert_absent_stmt(_dialect(session), StreamEvent.__table__, ("dedupe_key",)))
     seq = session.execute(_insert_absent_returning_stmt(_dialect(session)), values).scalar_one_or_none()
     # None: this chain event was written before (another process indexing the same chain, or a
     # rebuild after a reorg), and its outbox rows with it.
     if seq is not None:
         hook.enqueue(session, wanted, seq, agent_id, type_, data)
+
+
+def append_streams(session: Session, events: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+    """`append_stream` for several (agent id, type, data) events, in order: one executemany INSERT
+    when no webhook subscription wants any of them."""
+    hook: StreamHook | None = session.info.get(HOOK_KEY)
+    if hook is not None and any(hook.matching(t, a) for a, t, _d in events):
+        for agent_id, type_, data in events:
+            append_stream(session, agent_id, type_, data)
+        return
+    rows = [{"agent_id": a, "type": t, "data": d} for a, t, d in events]
+    if rows:
+        session.execute(_STREAM_INSERT, rows[0] if len(rows) == 1 else rows)
 
 
 def record_nonce_use(

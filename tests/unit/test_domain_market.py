@@ -212,6 +212,19 @@ def test_nyse_next_open_skips_weekend_and_holiday(nyse: ExchangeCalendar) -> Non
     assert nyse.next_open(et("2025-11-29 12:00"), frozenset({S.PRE_MARKET})) == et("2025-12-01 04:00")
 
 
+def test_nyse_next_open_remembered_answers_as_computed() -> None:
+    """`next_open` keeps its last answer for the rest of that day until that open: moments asked in
+    order (answered from memory where it holds) answer as the same moments asked newest first (an
+    earlier moment is never answered from memory: each is computed)."""
+    times = [et("2025-11-28 11:00") + timedelta(minutes=m) for m in range(0, 4 * 24 * 60, 17)]
+    for statuses in (frozenset({S.REGULAR}), frozenset({S.PRE_MARKET})):
+        forward, backward = ExchangeCalendar("XNYS"), ExchangeCalendar("XNYS")
+        in_order = [forward.next_open(t, statuses) for t in times]
+        computed = [backward.next_open(t, statuses) for t in reversed(times)][::-1]
+        assert in_order == computed
+        assert len(set(in_order)) > 1  # the walk crosses opens
+
+
 def test_nyse_knows_nothing_outside_its_span(nyse: ExchangeCalendar) -> None:
     far = datetime(2090, 1, 2, 15, tzinfo=UTC)
     assert nyse.status_at(far) is S.UNKNOWN

@@ -196,7 +196,15 @@ def _submit(
             f"agent {b.agent.agent_id} is submitting faster than {services.settings.submit_rate_per_s:g}/s",
             {"retryAfterS": retry},
         )
-    result = services.intents.submit(agent_id, primary_type, raw, idempotency_key=key, wait_s=_wait(prefer))
+    result = services.intents.submit(
+        agent_id,
+        primary_type,
+        raw,
+        idempotency_key=key,
+        wait_s=_wait(prefer),
+        built=b,
+        signature_ok=signed_by_agent,
+    )
     # The route answers the pipeline's outcome with the status documented above: the record of an
     # earlier submit (200), mined (201) or still on its way (202).
     status_code = _STATUS_BY_ANSWER[result.answer]

@@ -49,7 +49,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from web3 import Web3
-from web3.exceptions import BlockNotFound, TransactionNotFound
+from web3.exceptions import TransactionNotFound
 
 from relayer.chain import rpc
 from relayer.chain.fees import AtCap, FeePolicy, Fees, initial_fees, next_fees
@@ -208,8 +208,7 @@ class _ChainView:
 
     def nonce(self, sender: ChecksumAddress) -> int:
         if sender not in self._nonces:
-            with _rpc("eth_getTransactionCount"):
-                self._nonces[sender] = int(self._w3.eth.get_transaction_count(sender, "latest"))
+            self._nonces[sender] = int(rpc.call(self._w3, "eth_getTransactionCount", [sender, "latest"]), 16)
         return self._nonces[sender]
 
     def next_base_fee(self) -> int:
@@ -219,8 +218,7 @@ class _ChainView:
 
     def latest_block(self) -> int:
         if self._block is None:
-            with _rpc("eth_blockNumber"):
-                self._block = int(self._w3.eth.block_number)
+            self._block = int(rpc.call(self._w3, "eth_blockNumber", []), 16)
         return self._block
 
 
@@ -275,6 +273,8 @@ class TxSender:
         self._base_fee_lock = threading.Lock()
         self._base_fee_cache: tuple[float, int] | None = None  # (monotonic time read, wei)
         self._listeners: list[Callable[[int], None]] = []
+        self._lane_seen: dict[str, int] = {}  # a lane's next nonce as last read (lanes only move up)
+        self._poke = threading.Event()  # something to follow: `run` polls now, not at its interval
 
     def add_listener(self, on_settled: Callable[[int], None]) -> None:
         """Call `on_settled(request_id)` each time a request becomes final (mined, failed, dropped),
@@ -433,17 +433,25 @@ class TxSender:
         except ChainUnavailableError:
             return None
 
+    def notify(self) -> None:
+        """Something to follow now: a transaction was broadcast, or the chain has a new block. `run`
+        polls at once instead of at its next interval (which is then only the fallback)."""
+        self._poke.set()
+
     def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:
-        """Poll every `interval_s` until `stop` is set. Meant for its own thread."""
+        """Poll when notified (`notify`: a broadcast, a new block) and at least every `interval_s`,
+        until `stop` is set. Meant for its own thread."""
         _log.info("tx sender loop started senders=%s interval_s=%s", ",".join(self._senders), interval_s)
         while not stop.is_set():
+            self._poke.clear()  # before the pass: a notice during it makes the next pass start at once
             try:
                 self.poll()
             except ChainUnavailableError as exc:
                 _log.warning("tx poll skipped: %s", exc.message)
             except Exception:  # a supervisor loop: log it and go on; the next pass starts from the DB
                 _log.exception("tx poll failed")
-            stop.wait(interval_s)
+            if not stop.is_set():
+                self._poke.wait(interval_s)
         _log.info("tx sender loop stopped")
 
     def reconcile(self) -> list[TxRequest]:
@@ -709,6 +717,7 @@ class TxSender:
             self._rejected_at[request_id] = time.monotonic()
         else:
             self._rejected_at.pop(request_id, None)
+        self._poke.set()  # followed from now on by the poll (an automining node has mined it already)
         if isinstance(verdict, Accepted):
             _log.info("tx broadcast request=%s hash=%s", request_id, tx_hash)
         elif isinstance(verdict, MaybeSent):
@@ -814,12 +823,7 @@ class TxSender:
         return []
 
     def _node_knows(self, tx_hash: str) -> bool:
-        try:
-            with _rpc("eth_getTransactionByHash"):
-                self.w3.eth.get_transaction(HexStr(tx_hash))
-        except TransactionNotFound:
-            return False
-        return True
+        return rpc.call(self.w3, "eth_getTransactionByHash", [tx_hash]) is not None
 
     def _is_stuck(self, attempt: TxAttempt, view: _ChainView, now: datetime) -> bool:
         policy = self.policy
@@ -843,9 +847,10 @@ class TxSender:
         first, until one is, and everything above it is reopened and sent again. The first pass of a
         process always walks: it cannot know what happened while it was down.
         """
-        with _rpc("eth_getBlockByNumber"):
-            latest = self.w3.eth.get_block("latest")
-        head, head_hash = int(latest["number"]), _hex(latest["hash"])
+        # Raw JSON-RPC (hex strings): web3's formatting of a whole block cost more than the rest of a
+        # pass that finds nothing to do.
+        latest = rpc.call(self.w3, "eth_getBlockByNumber", ["latest", False])
+        head, head_hash = int(latest["number"], 16), str(latest["hash"]).lower()
         canonical: dict[int, str | None] = {head: head_hash}
 
         def on_chain(number: int, block_hash: str | None) -> bool:
@@ -894,11 +899,8 @@ class TxSender:
     def _canonical_hash(self, number: int, head: int) -> str | None:
         if number > head:
             return None
-        try:
-            with _rpc("eth_getBlockByNumber"):
-                return _hex(self.w3.eth.get_block(number)["hash"])
-        except BlockNotFound:
-            return None
+        block = rpc.call(self.w3, "eth_getBlockByNumber", [hex(number), False])
+        return str(block["hash"]).lower() if block is not None else None
 
     def _slot(self, request: TxRequest) -> Slot:
         if request.status == PENDING:
@@ -976,9 +978,15 @@ class TxSender:
         """A lane the chain has moved past (the key was used elsewhere) jumps to the chain's nonce."""
         for sender in self._senders:
             chain_nonce = view.nonce(sender)
+            # A lane never moves down: once read at or above the chain's nonce, no need to read it again.
+            if chain_nonce <= self._lane_seen.get(sender, -1):
+                continue
             with self._sessions() as session:
                 lane = session.get(SenderLane, sender)
-                if lane is None or lane.next_nonce >= chain_nonce:
+                if lane is None:
+                    continue
+                if lane.next_nonce >= chain_nonce:
+                    self._lane_seen[sender] = lane.next_nonce
                     continue
             with self._sessions() as session, session.begin():
                 lifted = session.execute(

@@ -1,14 +1,16 @@
 """The intent lifecycle: its transition table and the one function that performs a transition
-(compare-and-set, history row, stream event), on a real SQLite database."""
+(compare-and-set, history row, stream event), on a real SQLite database (and PostgreSQL for the
+batch form)."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +25,7 @@ from relayer.intents.lifecycle import (
     intent_json,
     record,
     transition,
+    transition_all,
 )
 from relayer.store.db import make_engine, make_session_factory
 from relayer.store.migrate import upgrade
@@ -223,3 +226,114 @@ def _intent(nonce: int, digest_salt: int = 0) -> Intent:
         message={},
         signature="0x",
     )
+
+
+# ---------------------------------------------------------------------- many rows at once (both databases)
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def both(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """`transition_all` uses UPDATE … RETURNING and executemany: on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'lifecycle.db'}")
+        upgrade(engine)
+        yield make_session_factory(engine)
+        engine.dispose()
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception:
+        admin.dispose()
+        pytest.fail("PostgreSQL at 127.0.0.1:5432 (database test) is required for the test suite")
+    engine = make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
+    try:
+        upgrade(engine)
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_transition_all_moves_each_row_with_its_own_fields(both: sessionmaker[Session]) -> None:
+    with both.begin() as session:
+        rows = [new_intent(session, nonce) for nonce in range(3)]
+        moved = transition_all(
+            session,
+            rows,
+            IntentState.SUBMITTED,
+            each={r.id: {"batch_index": i} for i, r in enumerate(rows)},
+            tx_hash="0xbb",
+            batch_size=3,
+        )
+        assert moved == rows
+        assert [(r.status, r.batch_index, r.batch_size, r.tx_hash) for r in rows] == [
+            ("submitted", i, 3, "0xbb") for i in range(3)
+        ]
+        ids = [r.id for r in rows]
+    with both() as session:
+        stored = session.scalars(select(Intent).where(Intent.id.in_(ids)).order_by(Intent.id)).all()
+        assert [(r.status, r.batch_index, r.batch_size, r.tx_hash) for r in stored] == [
+            ("submitted", i, 3, "0xbb") for i in range(3)
+        ]
+        history = session.execute(
+            select(IntentStatus.intent_id, IntentStatus.status).order_by(IntentStatus.id)
+        ).all()
+        assert [tuple(h) for h in history] == [(i, "received") for i in ids] + [(i, "submitted") for i in ids]
+        events = session.scalars(select(StreamEvent).order_by(StreamEvent.seq)).all()
+        assert [(e.data["intentId"], e.data["status"]) for e in events] == [
+            (str(i), "received") for i in ids
+        ] + [(str(i), "submitted") for i in ids]
+        assert all(e.data["transactionHash"] == "0xbb" for e in events[3:])
+
+
+def test_transition_all_is_a_compare_and_set_per_row(both: sessionmaker[Session]) -> None:
+    """A row another finalizer settled meanwhile is left as it is; the others move."""
+    with both.begin() as session:
+        rows = [new_intent(session, nonce) for nonce in range(3)]
+        transition_all(session, rows, IntentState.SUBMITTED)
+        ids = [r.id for r in rows]
+    with both() as first, both() as second:
+        mine = first.scalars(select(Intent).where(Intent.id.in_(ids)).order_by(Intent.id)).all()
+        theirs = second.get(Intent, ids[1])
+        assert theirs is not None
+        assert transition(second, theirs, IntentState.FAILED, "reverted")
+        second.commit()
+        moved = transition_all(
+            first,
+            mine,
+            IntentState.CONFIRMED,
+            each={i: {"fill": {"usdc": str(i)}, "block_number": 7} for i in ids},
+            tx_hash="0x01",
+        )
+        first.commit()
+        assert [r.id for r in moved] == [ids[0], ids[2]]
+        assert mine[1].status == "submitted"  # as read: not moved, not overwritten
+    with both() as session:
+        stored = {r.id: r for r in session.scalars(select(Intent).where(Intent.id.in_(ids))).all()}
+        assert [stored[i].status for i in ids] == ["confirmed", "failed", "confirmed"]
+        assert stored[ids[0]].fill == {"usdc": str(ids[0])} and stored[ids[0]].block_number == 7
+        assert stored[ids[1]].fill is None and stored[ids[1]].reason == "reverted"
+        history = session.scalars(
+            select(IntentStatus.status).where(IntentStatus.intent_id == ids[1]).order_by(IntentStatus.id)
+        ).all()
+        assert history == ["received", "submitted", "failed"]
+
+
+def test_transition_all_writes_nothing_for_an_illegal_move(both: sessionmaker[Session]) -> None:
+    with both.begin() as session:
+        rows = [new_intent(session, nonce) for nonce in range(2)]
+        transition(session, rows[1], IntentState.SUBMITTED)
+        with pytest.raises(IllegalTransitionError):
+            transition_all(session, rows[::-1], IntentState.FAILED)  # submitted → failed alone is legal
+        assert [r.status for r in rows] == ["received", "submitted"]
+        ids = [r.id for r in rows]
+    with both() as session:
+        stored = session.scalars(select(Intent.status).where(Intent.id.in_(ids)).order_by(Intent.id)).all()
+        assert stored == ["received", "submitted"]
