@@ -623,7 +623,9 @@ contract TradeRouterHandler is TestBase {
     /// @notice The market of a token changes (SPEC §5.6): half the time to Regular, else any status
     ///         (Unknown included: a feed that stops publishing one); half the time a price is pushed
     ///         with it, quoted in the new status (the feed's `setQuote`), else the last price keeps the
-    ///         status it was quoted in.
+    ///         status it was quoted in. At most one token is out of its session at a time (the other
+    ///         goes back to Regular, its price keeping the status it was quoted in): with both closed
+    ///         a run could go by without an intent, and `afterInvariant` requires runs that trade.
     function setMarket(uint256 tokenSeed, uint256 statusSeed, uint256 pushSeed) external tracked(Action.SetMarket) {
         uint256 t = tokenSeed % TOKENS;
         uint8 status = statusSeed % 2 == 0 ? 2 : uint8((statusSeed >> 1) % 7);
@@ -636,6 +638,14 @@ contract TradeRouterHandler is TestBase {
         } else {
             vm.prank(admin);
             oracle.setMarketStatus(_tokens[t], IPriceOracle.MarketStatus(status));
+        }
+        if (status != 2 && status != 0) {
+            address other = _tokens[(t + 1) % TOKENS];
+            IPriceOracle.MarketStatus now_ = oracle.marketStatus(other);
+            if (now_ != IPriceOracle.MarketStatus.Regular && now_ != IPriceOracle.MarketStatus.Unknown) {
+                vm.prank(admin);
+                oracle.setMarketStatus(other, IPriceOracle.MarketStatus.Regular);
+            }
         }
         successes[uint256(Action.SetMarket)]++;
     }
