@@ -5,12 +5,11 @@ batch form)."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -230,35 +229,10 @@ def _intent(nonce: int, digest_salt: int = 0) -> Intent:
 
 # ---------------------------------------------------------------------- many rows at once (both databases)
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def both(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+@pytest.fixture
+def both(both_databases: sessionmaker[Session]) -> sessionmaker[Session]:
     """`transition_all` uses UPDATE … RETURNING and executemany: on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'lifecycle.db'}")
-        upgrade(engine)
-        yield make_session_factory(engine)
-        engine.dispose()
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception:
-        admin.dispose()
-        pytest.fail("PostgreSQL at 127.0.0.1:5432 (database test) is required for the test suite")
-    engine = make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
-    try:
-        upgrade(engine)
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    return both_databases
 
 
 def test_transition_all_moves_each_row_with_its_own_fields(both: sessionmaker[Session]) -> None:

@@ -4,49 +4,20 @@ on PostgreSQL (where one statement must never touch a row twice)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from relayer.state import Counters, PositionInfo
 from relayer.store import mirror
-from relayer.store.db import make_engine, make_session_factory
-from relayer.store.migrate import upgrade
 from relayer.store.models import AgentCounters, NonceUse, Position, PositionEvent, StreamEvent
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'mirror.db'}")
-        upgrade(engine)
-        yield make_session_factory(engine)
-        engine.dispose()
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception:
-        admin.dispose()
-        pytest.fail("PostgreSQL at 127.0.0.1:5432 (database test) is required for the test suite")
-    engine = make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
-    try:
-        upgrade(engine)
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+@pytest.fixture
+def sessions(both_databases: sessionmaker[Session]) -> sessionmaker[Session]:
+    return both_databases
 
 
 def position(size: int, *, open_: bool = True) -> PositionInfo:
