@@ -245,7 +245,7 @@ class Finalizer:
                         "onChain": "reverted" if tx_status == decisions.TxOutcome.FAILED else "item_failed",
                         "transactionHash": mined_hash,
                     }
-                if self.close(
+                if close(
                     session,
                     row,
                     IntentState.FAILED,
@@ -316,19 +316,6 @@ class Finalizer:
 
     # ------------------------------------------------------------------ closing
 
-    def close(
-        self,
-        session: Session,
-        row: Intent,
-        to: IntentState,
-        reason: str,
-        error: dict[str, Any] | None,
-        *,
-        nonce_unused: bool = True,
-        **fields: Any,
-    ) -> bool:
-        return close(session, row, to, reason, error, nonce_unused=nonce_unused, **fields)
-
     def close_now(
         self,
         intent_id: int,
@@ -341,7 +328,7 @@ class Finalizer:
     ) -> bool:
         with self.sessions.begin() as session:
             row = session.get(Intent, intent_id)
-            done = row is not None and self.close(
+            done = row is not None and close(
                 session, row, to, reason, error, nonce_unused=nonce_unused, **fields
             )
         if done:
