@@ -54,7 +54,7 @@ from relayer.keeper.index import TriggerIndex
 from relayer.keeper.leader import Leadership
 from relayer.metrics import Metrics
 from relayer.state import ChainState, PositionInfo, PriceInfo
-from relayer.store.models import KeeperAudit, PositionEvent, TxAttempt, TxRequest
+from relayer.store.models import KeeperAudit, PositionEvent, TxAttempt, TxRequest, utcnow
 
 log = logging.getLogger("alphagrid.keeper")
 
@@ -775,6 +775,9 @@ class Keeper:
         *,
         triggered: bool = True,
     ) -> None:
+        # When the keeper decided, not when the row reached the database (a wait for a pooled
+        # connection or SQLite's write lock would move it, and the back-off between attempts with it).
+        at = utcnow()
         with self.sessions.begin() as session:
             for rule_index in rules:
                 session.add(
@@ -787,6 +790,7 @@ class Keeper:
                         action=action,
                         outcome=outcome,
                         tx_hash=tx_hash,
+                        at=at,
                     )
                 )
 
