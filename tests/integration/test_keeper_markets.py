@@ -25,6 +25,7 @@ from .test_keeper import (
     _indexed_price,
     _open,
     _position,
+    _wait,
     _wait_position,
 )
 
@@ -137,7 +138,7 @@ def test_a_split_never_fires_a_stop_by_itself(api: Api, ratio: Decimal, early: b
 
     def quote(share_price: Decimal, epoch: int) -> None:
         _send(api, oracle.functions.setQuote(token, price_base(share_price), epoch, REGULAR), "quote")
-        _wait_price(api, ENTRY)
+        _wait(lambda: _indexed_price(api, "NVDA") == price_base(ENTRY), "the per-token price indexed")
 
     post_split = ENTRY / ratio  # 91.175 a share after 2:1, 1823.5 after 1:10
     if early:
@@ -157,11 +158,3 @@ def test_a_split_never_fires_a_stop_by_itself(api: Api, ratio: Decimal, early: b
     _send(api, oracle.functions.setQuote(token, price_base(Decimal(160) / ratio), 1, REGULAR), "quote")
     p = _wait_position(api, position_id, lambda p: p["status"] == "closed")
     assert [e["ruleIndex"] for e in _exits(p)] == [1] and _exits(p)[0]["oraclePrice"] == "160"
-
-
-def _wait_price(api: Api, per_token: Decimal) -> None:
-    want = price_base(per_token)
-    deadline = time.monotonic() + 10
-    while _indexed_price(api, "NVDA") != want:
-        assert time.monotonic() < deadline, f"the indexed price {_indexed_price(api, 'NVDA')} ≠ {want}"
-        time.sleep(0.02)
