@@ -249,7 +249,9 @@ def burst_figures(b: burstbench.BurstResult) -> list[Figure]:
             f"{s.ok:,}/{s.sent:,} 2xx in {s.seconds:.1f} s (non-2xx: {refused}); {on_chain}; CPU over "
             f"{b.window_s:.1f} s: relayer {b.relayer_cpu_s:.1f} s "
             f"({b.relayer_cpu_s / max(1, s.sent) * 1000:.0f} ms per intent), Anvil {b.anvil_cpu_s:.1f} s, "
-            f"clients {b.client_cpu_s:.1f} s; {mining}",
+            f"clients {b.client_cpu_s:.1f} s"
+            + (f", PostgreSQL {b.database_cpu_s:.1f} s" if c.db == "postgres" else "")
+            + f"; {mining}; {relayer_shape(c.db, c.api_processes)}",
             f"≥ {GOAL_BURST_RATE:g}/s",
             s.rate >= GOAL_BURST_RATE and s.ok == s.sent,
         ),
@@ -262,6 +264,12 @@ def burst_figures(b: burstbench.BurstResult) -> list[Figure]:
             p99 <= GOAL_BURST_P99_MS,
         ),
     ]
+
+
+def relayer_shape(db: str, api_processes: int) -> str:
+    if api_processes:
+        return f"relayer: engine + {api_processes} API processes, {db}"
+    return f"relayer: one process, {db}"
 
 
 def gapdown_figures(g: gapbench.GapResult) -> list[Figure]:
@@ -426,6 +434,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crash-kills", type=int, default=3)
     parser.add_argument("--crash-db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument(
+        "--peaks-db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="burst and single: the relayer's database",
+    )
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=0,
+        help="burst and single: `serve --api-processes N` (one engine + N API processes; needs "
+        "--peaks-db postgres)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help="results file (default bench/results/<date>.md)"
     )
     args = parser.parse_args(argv)
@@ -459,7 +480,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         processes=args.burst_processes,
         block_time_s=args.block_time,
         prefer_wait=args.burst_prefer_wait,
+        db=args.peaks_db,
+        api_processes=args.api_processes,
     )
+    if args.api_processes and args.peaks_db != "postgres":
+        parser.error("--api-processes needs --peaks-db postgres")
     burst: burstbench.BurstResult | None = None
     gap: gapbench.GapResult | None = None
     single: burstbench.SingleResult | None = None
@@ -503,7 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 e2e.append(keeperbench.bench_e2e(n, updates, 0.2, progress))
         if "single" in parts:
             progress(f"single: one agent, {args.single_cycles} sequential quote+sign+submit")
-            single = burstbench.run_single(args.single_cycles, progress, args.block_time)
+            single = burstbench.run_single(
+                args.single_cycles, progress, args.block_time, args.peaks_db, args.api_processes
+            )
             progress(f"  single took {single.wall_s:.0f} s (setup {single.setup_s:.0f} s)")
         if "burst" in parts:
             progress(
@@ -738,9 +765,18 @@ def peaks_section(
     single: burstbench.SingleResult | None,
     crash: CrashResult | None,
 ) -> tuple[str, str]:
+    shape = "one process, SQLite"
+    if burst is not None:
+        c = burst.config
+        shape = (
+            f"{c.db}; with `--api-processes {c.api_processes}` one engine process and "
+            f"{c.api_processes} API processes, `relayer.supervisor`"
+            if c.api_processes
+            else f"one process, {c.db}"
+        )
     lines = [
         "Measured as outside clients: the relayer (`bench/serve.py`: API, indexer, sender, dispatcher, "
-        "keeper; SQLite) in its own process on a fresh Anvil; the load from separate client processes "
+        f"keeper; {shape}) in its own process(es) on a fresh Anvil; the load from separate client processes "
         "(httpx, eth-account signing the quote's `typedData` unchanged); what is on chain read from the "
         "chain by a thread polling logs every 10 ms. Submits carry no `Prefer` header unless "
         "`--burst-prefer-wait` is given (the relayer's default: answer once confirmed, else 202 after 10 s)."
@@ -765,8 +801,14 @@ def peaks_section(
             )
             + f". CPU: relayer {burst.relayer_cpu_s:.1f} s "
             f"({burst.relayer_cpu_s / burst.window_s:.2f} cores), "
-            f"Anvil {burst.anvil_cpu_s:.1f} s ({burst.anvil_cpu_s / burst.window_s:.2f} cores), the client "
-            f"processes {burst.client_cpu_s:.1f} s (start-up included).",
+            f"Anvil {burst.anvil_cpu_s:.1f} s ({burst.anvil_cpu_s / burst.window_s:.2f} cores), "
+            + (
+                f"PostgreSQL {burst.database_cpu_s:.1f} s "
+                f"({burst.database_cpu_s / burst.window_s:.2f} cores), "
+                if c.db == "postgres"
+                else ""
+            )
+            + f"the client processes {burst.client_cpu_s:.1f} s (start-up included).",
         ]
     if gap is not None:
         lines += [

@@ -37,7 +37,7 @@ from bench.onchain import POSITION_OPENED, LogWatcher
 from bench.profile import Profile, finish_recording, start_recording
 from bench.report import percentile
 from bench.serve import ServerProcess
-from bench.stack import Chain, fresh_chain
+from bench.stack import Chain, DbKind, fresh_chain, fresh_database
 from relayer.chain.anvil import free_port
 from relayer.domain.ladder import exits_to_json
 from relayer.eip712 import ExitRule, TriggerType
@@ -179,6 +179,8 @@ class BurstConfig:
     block_time_s: int | None = None  # None: automine
     prefer_wait: float | None = None  # None: no Prefer header (the relayer's default)
     settle_timeout_s: float = 300.0
+    db: DbKind = "sqlite"
+    api_processes: int = 0  # ≥ 1: `serve --api-processes N` (PostgreSQL)
 
 
 @dataclass
@@ -189,10 +191,11 @@ class BurstResult:
     started: float  # wall time of the first quote
     last_on_chain_s: float | None  # first quote → the last 2xx intent's PositionOpened seen on chain
     on_chain: int  # 2xx intents whose PositionOpened is on chain
-    relayer_cpu_s: float
+    relayer_cpu_s: float  # the relayer's processes (the supervisor's children too)
     anvil_cpu_s: float
     client_cpu_s: float
     window_s: float  # first quote → last answer or last open seen, whichever is later (the CPU window)
+    database_cpu_s: float = 0.0  # PostgreSQL's server processes (0 on SQLite: in the relayer's process)
     wall_s: float = 0.0
     profile: Profile | None = field(default=None)
 
@@ -223,19 +226,23 @@ def run_burst(config: BurstConfig, progress: Progress, spy: Spy | None = None) -
     ):
         jobs = burst_jobs(chain)
         agent_ids = {j["agent"] for j in jobs}
-        with ServerProcess(chain.manifest, f"sqlite:///{Path(tmp) / 'relayer.db'}", free_port()) as server:
+        with (
+            fresh_database(config.db, Path(tmp)) as database_url,
+            ServerProcess(chain.manifest, database_url, free_port(), config.api_processes) as server,
+        ):
             setup_s = time.perf_counter() - began
             progress(f"  setup (Anvil, contracts, {config.agents} agents, relayer start): {setup_s:.1f} s")
             watcher = LogWatcher(chain.w3, chain.router, POSITION_OPENED, 2, chain.w3.eth.block_number + 1)
             watcher.start()
             anvil_pid = chain.anvil.process.pid if chain.anvil.process else None
-            cpu0 = [0.0, 0.0]
+            cpu0 = [0.0, 0.0, 0.0]
             finish: list[Callable[[], None]] = []
 
             def on_start() -> None:  # CPU counted from the release of the clients, not their start-up
                 cpu0[:] = [
-                    load.process_cpu_s(server.pid),
+                    load.tree_cpu_s(server.pid),
                     load.process_cpu_s(anvil_pid) if anvil_pid else 0.0,
+                    load.named_cpu_s("postgres") if config.db == "postgres" else 0.0,
                 ]
                 if spy is not None:
                     finish.append(spy(server.pid))
@@ -255,8 +262,9 @@ def run_burst(config: BurstConfig, progress: Progress, spy: Spy | None = None) -
             watcher.wait_for(ok_agents, config.settle_timeout_s, idle_s=30)
             watcher.stop()
             cpu = (
-                load.process_cpu_s(server.pid) - cpu0[0],
+                load.tree_cpu_s(server.pid) - cpu0[0],
                 (load.process_cpu_s(anvil_pid) - cpu0[1]) if anvil_pid else 0.0,
+                (load.named_cpu_s("postgres") - cpu0[2]) if config.db == "postgres" else 0.0,
             )
         started = min(a["start"] for a in answers)
         opened = [s for k, s in watcher.seen.items() if k in ok_agents]
@@ -277,6 +285,7 @@ def run_burst(config: BurstConfig, progress: Progress, spy: Spy | None = None) -
             relayer_cpu_s=cpu[0],
             anvil_cpu_s=cpu[1],
             client_cpu_s=client_cpu,
+            database_cpu_s=cpu[2],
             window_s=max(last_end, last_seen or last_end) - started,
             wall_s=time.perf_counter() - began,
         )
@@ -332,12 +341,19 @@ def single_jobs(chain: Chain, cycles: int) -> list[dict[str, Any]]:
     return jobs
 
 
-def run_single(cycles: int, progress: Progress, block_time_s: int | None = None) -> SingleResult:
+def run_single(
+    cycles: int,
+    progress: Progress,
+    block_time_s: int | None = None,
+    db: DbKind = "sqlite",
+    api_processes: int = 0,
+) -> SingleResult:
     began = time.perf_counter()
     with (
         fresh_chain(1, block_time_s) as chain,
         tempfile.TemporaryDirectory(prefix="alphagrid-bench-") as tmp,
-        ServerProcess(chain.manifest, f"sqlite:///{Path(tmp) / 'relayer.db'}", free_port()) as server,
+        fresh_database(db, Path(tmp)) as database_url,
+        ServerProcess(chain.manifest, database_url, free_port(), api_processes) as server,
     ):
         setup_s = time.perf_counter() - began
         answers, _cpu = run_clients(server.url, [single_jobs(chain, cycles)], 1, None)

@@ -84,6 +84,45 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def _processes() -> list[tuple[int, int, str, float]]:
+    """(pid, parent pid, command name, CPU s) of every process now."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        found.append((int(entry), int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ticks))
+    return found
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU of a process and of its live descendants (the supervisor's engine and API processes)."""
+    procs = _processes()
+    children: dict[int, list[int]] = {}
+    cpu = {p: c for p, _pp, _n, c in procs}
+    for p, parent, _n, _c in procs:
+        children.setdefault(parent, []).append(p)
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo.extend(children.get(p, ()))
+    return total
+
+
+def named_cpu_s(name: str) -> float:
+    """CPU of every live process with this command name (e.g. the PostgreSQL server's backends; those
+    that exited meanwhile are not counted)."""
+    return sum(c for _p, _pp, n, c in _processes() if n == name)
+
+
 # ---------------------------------------------------------------------- the Python client
 
 

@@ -1,10 +1,11 @@
 """The relayer under test in its own process (API, indexer, sender, dispatcher, keeper: what
 `alphagrid serve` runs), so the load generators and the benchmark's own work never share its GIL.
 
-    python -m bench.serve <manifest.json> <database url> <api port>
+    python -m bench.serve <manifest.json> <database url> <api port> [<api processes>]
 
 The RPC URL comes from the manifest. Prints `READY <url>` once /health answers, then runs until
-stdin closes or SIGTERM."""
+stdin closes or SIGTERM. With API processes (PostgreSQL), the relayer is what `alphagrid serve
+--api-processes N` runs: this process supervises one engine and N API processes."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from types import FrameType
 from relayer.config import Settings
 from relayer.manifest import Manifest
 from relayer.server import RelayerServer
+from relayer.supervisor import Supervisor
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,13 +29,13 @@ REPO = Path(__file__).resolve().parent.parent
 class ServerProcess:
     """The parent's handle on a `bench.serve` child."""
 
-    def __init__(self, manifest: Manifest, database_url: str, port: int) -> None:
+    def __init__(self, manifest: Manifest, database_url: str, port: int, api_processes: int = 0) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="alphagrid-bench-serve-")
         path = Path(self._dir.name) / "deployment.json"
         manifest.write(path)
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.serve", str(path), database_url, str(port)],
+            [sys.executable, "-m", "bench.serve", str(path), database_url, str(port), str(api_processes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -77,13 +79,18 @@ class ServerProcess:
 
 
 def main(argv: list[str]) -> None:
-    manifest_path, database_url, port = argv
+    manifest_path, database_url, port = argv[:3]
+    api_processes = int(argv[3]) if len(argv) > 3 else 0
     manifest = Manifest.read(Path(manifest_path))
     with tempfile.TemporaryDirectory(prefix="alphagrid-bench-home-") as home:
         settings = Settings(
             home=Path(home), rpc_url=manifest.rpc_url, database_url=database_url, api_port=int(port)
         )
-        server = RelayerServer(settings, manifest)
+        server: RelayerServer | Supervisor = (
+            Supervisor(settings, manifest, api_processes)
+            if api_processes
+            else RelayerServer(settings, manifest)
+        )
         stop = threading.Event()
 
         def _on_term(_sig: int, _frame: FrameType | None) -> None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from eth_account import Account
+from sqlalchemy import text
 from web3 import Web3
 
 from bench.keeper import RawSender, agent_key, batched_mining, rpc
@@ -24,6 +27,33 @@ from relayer.devkeys import OPERATOR_KEY
 from relayer.domain.ladder import exits_to_json
 from relayer.eip712 import ExitRule, TriggerType
 from relayer.manifest import Manifest
+from relayer.store.db import make_engine
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DbKind = Literal["sqlite", "postgres"]
+
+
+@contextlib.contextmanager
+def fresh_database(
+    kind: DbKind, workdir: Path, name: str = "relayer", *, pg_url: str = PG_URL, keep: bool = False
+) -> Iterator[str]:
+    """An empty relayer database for one run: a SQLite file in `workdir`, or a PostgreSQL schema of
+    its own (dropped afterwards unless `keep`)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / f'{name}.db'}"
+        return
+    admin = make_engine(pg_url)
+    schema = f"{name}_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        sep = "&" if "?" in pg_url else "?"
+        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        if not keep:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 USDC = 10**6
 GAS_LIMIT_BLOCK = 1_000_000_000

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # The exchange calendar behind `nextOpen` (GET /prices); empty: no calendar, `nextOpen` is null.
     market_calendar: str = "XNYS"
     keeper: bool = True
+    # `alphagrid serve`: 0 runs the relayer as one process; N ≥ 1 (PostgreSQL only) as N API processes
+    # on one port beside one engine process (`relayer.supervisor`), to use more than one core.
+    api_processes: int = Field(default=0, ge=0, le=64)
     # Blocks behind the head the indexer reads, and the depth the sender re-checks mined blocks to
     # (reorgs); 0 on a local Anvil, which never reorganizes by itself.
     confirmations: int = Field(default=0, ge=0, le=256)

@@ -22,8 +22,11 @@ from relayer.domain.ladder import exits_to_json
 from relayer.domain.market import exit_gap_json
 from relayer.state import ChainState, PositionInfo
 from relayer.store import mirror
+from relayer.store.models import IndexerCursor
 
 log = logging.getLogger("alphagrid.indexer")
+
+_NEVER = 2**63  # `_persist_from` of a follower that never writes the mirror
 
 # Router events → the kind recorded in a position's history and the stream event type.
 _POSITION_KINDS = {
@@ -81,7 +84,12 @@ class Indexer:
         batch_blocks: int = 2_000,
         on_event: Callable[[DecodedLog, PositionInfo | None], None] | None = None,
         on_batch: Callable[[int], None] | None = None,
+        writes_mirror: bool = True,
     ) -> None:
+        """`writes_mirror=False`: an API process's follower (`alphagrid serve --api-processes`). It keeps
+        only the in-memory state, never writes the database, and never reads past the block the
+        engine's indexer has committed (the mirror's cursor), so its memory is never ahead of the
+        history the database serves."""
         self.w3 = w3
         self.sessions = sessions
         self.state = state
@@ -97,11 +105,19 @@ class Indexer:
         self._last_hash: str | None = None
         self._timestamps: dict[int, int] = {}
         self._memory_dirty = False
+        self.writes_mirror = writes_mirror
+        self._wake = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
     def bootstrap(self) -> None:
         """Rebuilds the in-memory state from `startBlock`; persists only what the database lacks."""
+        if not self.writes_mirror:
+            self._persist_from = _NEVER
+            self._next_block = self.start_block
+            while self.poll_once():
+                pass
+            return
         with self.sessions.begin() as session:
             cur = mirror.cursor(session)
             if cur is not None and self._hash_at(cur.block_number) != cur.block_hash:
@@ -114,13 +130,20 @@ class Indexer:
             pass
 
     def run(self, stop: threading.Event, interval_s: float = 0.2) -> None:
+        """Polls every `interval_s`, or at once when woken (`wake`)."""
         while not stop.is_set():
+            self._wake.clear()
             try:
                 self.poll_once()
             except Exception:  # a transient RPC or DB failure must not kill the follower
                 log.exception("indexer poll failed")
                 stop.wait(1.0)
-            stop.wait(interval_s)
+            self._wake.wait(interval_s)
+
+    def wake(self) -> None:
+        """A block may be there to read: a transaction of ours was mined, or (a follower) the engine's
+        indexer committed one."""
+        self._wake.set()
 
     # ------------------------------------------------------------------ one step
 
@@ -134,6 +157,13 @@ class Indexer:
         if self._last_hash is not None and self._hash_at(self._next_block - 1) != self._last_hash:
             self._rebuild()
             return 1
+        mirrored: IndexerCursor | None = None
+        if not self.writes_mirror:
+            with self.sessions() as session:
+                mirrored = mirror.cursor(session)
+            if mirrored is None:
+                return 0  # the engine has not indexed anything yet
+            head = min(head, mirrored.block_number)
         if head < self._next_block:
             return 0
         from_block = self._next_block
@@ -145,6 +175,8 @@ class Indexer:
             [{"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": self.addresses}],
         )
         to_hash = self._hash_at(to_block)
+        if mirrored is not None and to_block == mirrored.block_number and to_hash != mirrored.block_hash:
+            return 0  # the engine's cursor is off the chain (a reorg it is rebuilding from): wait for it
         # Every network read happens before memory changes, so only the database can fail below.
         events = [
             (decoded, self._timestamp(raw))
@@ -154,12 +186,17 @@ class Indexer:
         # The state lock spans the batch and outlives the commit: a reader never sees half a transaction
         # (an open without its ladder), nor memory ahead of the history the database serves.
         try:
-            with self.state.lock, self.sessions.begin() as session:
-                with mirror.buffered(session):  # one executemany per table, not statements per event
+            if not self.writes_mirror:
+                with self.state.lock:
                     for event, timestamp in events:
-                        self._apply(session, event, timestamp)
-                if to_block >= self._persist_from:
-                    mirror.set_cursor(session, to_block, to_hash)
+                        self._apply(None, event, timestamp)
+            else:
+                with self.state.lock, self.sessions.begin() as session:
+                    with mirror.buffered(session):  # one executemany per table, not statements per event
+                        for event, timestamp in events:
+                            self._apply(session, event, timestamp)
+                    if to_block >= self._persist_from:
+                        mirror.set_cursor(session, to_block, to_hash)
         except BaseException:
             # Memory took (part of) a batch the database rolled back; retrying on top of it would
             # count those events twice. The next poll rebuilds memory before it retries.
@@ -173,7 +210,7 @@ class Indexer:
             self.on_batch(to_block)
         return to_block - from_block + 1
 
-    def _apply(self, session: Session, event: DecodedLog, timestamp: int) -> None:
+    def _apply(self, session: Session | None, event: DecodedLog, timestamp: int) -> None:
         trigger: int | None = None
         if event.name == "ExitExecuted":
             # The trigger of the ladder in force when the rule fired: read before the fill applies.
@@ -182,12 +219,13 @@ class Indexer:
             if token is not None:
                 trigger = exit_trigger_price(before, event.args["fill"]["ruleIndex"], token.decimals)
         position = self.state.apply(event, timestamp)
-        persist = event.block_number >= self._persist_from
+        if session is None or event.block_number < self._persist_from:
+            session = None  # memory only: a block the database has, or a follower's
         if event.name == "NonceUsed" or position is not None:
             agent_id = event.args.get("agentId")
-            if persist and agent_id is not None:
+            if session is not None and agent_id is not None:
                 mirror.upsert_counters(session, agent_id, self.state.counters[agent_id])
-            if persist and event.name == "NonceUsed":
+            if session is not None and event.name == "NonceUsed":
                 mirror.record_nonce_use(
                     session,
                     event.args["agentId"],
@@ -198,37 +236,36 @@ class Indexer:
                 )
         if self.on_event is not None:
             self.on_event(event, position)
-        if position is None:
+        if position is None or session is None:
             return
-        if persist:
-            mirror.upsert_position(session, position)
-            data = _jsonable(event.args)
-            if event.name == "ExitExecuted":
-                data["triggerPrice"] = trigger  # 8-decimal base units, or None
-            mirror.add_position_event(
-                session,
-                position.position_id,
-                _POSITION_KINDS[event.name],
-                block_number=event.block_number,
-                block_timestamp=timestamp,
-                tx_hash=event.tx_hash,
-                log_index=event.log_index,
-                data=data,
-            )
-            stream = {"positionId": str(position.position_id), "txHash": event.tx_hash, **data}
-            if event.name == "ExitLadderSet":
-                stream["rules"] = exits_to_json(position.rules)
-            elif event.name == "ExitExecuted":
-                f = event.args["fill"]
-                decimals = self.state.tokens[position.token].decimals
-                stream.update(exit_gap_json(trigger, f["oraclePrice"], f["usdcOut"], f["tokensIn"], decimals))
-            mirror.append_stream(
-                session,
-                position.agent_id,
-                _STREAM_TYPES[event.name],
-                stream,
-                dedupe_key=f"{event.tx_hash}:{event.log_index}",
-            )
+        mirror.upsert_position(session, position)
+        data = _jsonable(event.args)
+        if event.name == "ExitExecuted":
+            data["triggerPrice"] = trigger  # 8-decimal base units, or None
+        mirror.add_position_event(
+            session,
+            position.position_id,
+            _POSITION_KINDS[event.name],
+            block_number=event.block_number,
+            block_timestamp=timestamp,
+            tx_hash=event.tx_hash,
+            log_index=event.log_index,
+            data=data,
+        )
+        stream = {"positionId": str(position.position_id), "txHash": event.tx_hash, **data}
+        if event.name == "ExitLadderSet":
+            stream["rules"] = exits_to_json(position.rules)
+        elif event.name == "ExitExecuted":
+            f = event.args["fill"]
+            decimals = self.state.tokens[position.token].decimals
+            stream.update(exit_gap_json(trigger, f["oraclePrice"], f["usdcOut"], f["tokensIn"], decimals))
+        mirror.append_stream(
+            session,
+            position.agent_id,
+            _STREAM_TYPES[event.name],
+            stream,
+            dedupe_key=f"{event.tx_hash}:{event.log_index}",
+        )
 
     def _rebuild(self) -> None:
         """Re-reads the chain from `startBlock` into a fresh projection and the cleared mirror, then
@@ -237,11 +274,12 @@ class Indexer:
         log.warning(
             "reorg below block %s: rebuilding the mirror from block %s", self._next_block, self.start_block
         )
-        with self.sessions.begin() as session:
-            mirror.clear(session)
+        if self.writes_mirror:
+            with self.sessions.begin() as session:
+                mirror.clear(session)
         live, self.state = self.state, ChainState()
         self._next_block = self.start_block
-        self._persist_from = self.start_block
+        self._persist_from = self.start_block if self.writes_mirror else _NEVER
         self._last_hash = None
         self._timestamps.clear()
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -30,7 +31,7 @@ from relayer.api.app import create_app
 from relayer.api.errors import error_response
 from relayer.config import Settings
 from relayer.manifest import Manifest
-from relayer.service import Services, build_services
+from relayer.service import Role, Services, build_services
 
 log = logging.getLogger("alphagrid.server")
 
@@ -181,12 +182,32 @@ def uvicorn_config(settings: Settings, app: ASGIApp) -> uvicorn.Config:
     )
 
 
+def shared_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on a port other processes listen on too (SO_REUSEPORT): the kernel spreads
+    new connections over them, and one process's death leaves the others serving."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
 class RelayerServer:
+    """One relayer process: its services (`role`) and, unless it is the engine, the HTTP API, on a port
+    of its own or (`shared_port`) one it shares with the supervisor's other API processes."""
+
     name = "relayer"
 
-    def __init__(self, settings: Settings, manifest: Manifest) -> None:
+    def __init__(
+        self, settings: Settings, manifest: Manifest, role: Role = Role.ALL, *, shared_port: bool = False
+    ) -> None:
         self.settings = settings
         self.manifest = manifest
+        self.role = role
+        self.shared_port = shared_port
         self.services: Services | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -197,17 +218,31 @@ class RelayerServer:
         return self.settings.api_url
 
     def start(self, timeout_s: float = 60.0) -> None:
-        """Returns once the API answers `/health`; raises RuntimeError if it does not come up."""
-        self.services = build_services(self.settings, self.manifest)
+        """Returns once the API answers `/health` (the engine: once its workers run); raises
+        RuntimeError if it does not come up."""
+        self.services = build_services(self.settings, self.manifest, self.role)
         self.services.start()
+        if self.role is Role.ENGINE:
+            return
         config = uvicorn_config(self.settings, create_app(self.services))
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="alphagrid-api", daemon=True)
+        server = self._server = uvicorn.Server(config)
+        sockets = (
+            [shared_port_socket(self.settings.api_host, self.settings.api_port)] if self.shared_port else None
+        )
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": sockets}, name="alphagrid-api", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self._thread.is_alive():
                 raise RuntimeError(f"the API server on port {self.settings.api_port} stopped while starting")
+            if self.shared_port:
+                # `/health` on the shared port may reach another process: this one's own flag says.
+                if server.started:
+                    return
+                time.sleep(0.02)
+                continue
             try:
                 if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
                     log.info("relayer API on %s", self.url)
@@ -218,9 +253,9 @@ class RelayerServer:
         raise RuntimeError(f"the relayer API did not answer on {self.url} within {timeout_s:.0f} s")
 
     def failure(self) -> str | None:
-        if self._stopping or self._thread is None:
+        if self._stopping or self.services is None:
             return None
-        if not self._thread.is_alive():
+        if self._thread is not None and not self._thread.is_alive():
             return "the API server stopped"
         if self.services is not None:
             dead = self.services.dead_workers()

@@ -1,15 +1,23 @@
 """Builds the relayer from its settings and manifest and runs its workers: the indexer, the sender's
 receipt follower and the intent dispatcher, each a thread with a stop event, and the keeper's
-APScheduler jobs (woken by the indexer's events). The HTTP app reads from the same `Services`."""
+APScheduler jobs (woken by the indexer's events). The HTTP app reads from the same `Services`.
+
+A process has a `Role`. `alphagrid serve` is one process doing everything (`ALL`); with
+`--api-processes N` (PostgreSQL) the supervisor (`relayer.supervisor`) runs one `ENGINE` (every
+worker, no HTTP) and N `API` processes (HTTP, with an indexer that follows the engine's into memory
+only), which wake each other with `relayer.store.signals`.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, Final
 
 from eth_account import Account
 from prometheus_client import CollectorRegistry
@@ -40,11 +48,25 @@ from relayer.ratelimit import RateLimiter
 from relayer.state import ChainState
 from relayer.store.db import make_engine, make_session_factory
 from relayer.store.migrate import upgrade
+from relayer.store.signals import Signal, Signals
 
 log = logging.getLogger("alphagrid.service")
 
 # The sender's poll when nothing told it to look (its stuck/drop/rebroadcast thresholds are seconds).
 SENDER_FALLBACK_S = 0.5
+
+# An API process reloads the webhook subscriptions this often (besides the `subscriptions` signal), as
+# the engine's delivery worker does: the CLI changes them without a signal.
+SUBSCRIPTIONS_REFRESH_S: Final = 1.0
+# How long a process waits for its signal listener to LISTEN before it reports ready.
+LISTEN_READY_S: Final = 10.0
+
+
+class Role(StrEnum):
+    ALL = "all"  # one process: the HTTP API and every worker
+    ENGINE = "engine"  # indexer (writes the mirror), sender, dispatcher, finalizer, keeper, webhooks
+    API = "api"  # the HTTP API, with an indexer that follows the engine's into memory; sends nothing
+
 
 EVENT_SOURCES = ("TradeRouter", "AgentRegistry", "TokenRegistry", "PriceOracle", "OraclePriceVenue")
 
@@ -69,19 +91,30 @@ class Services:
     webhooks: WebhookDelivery
     keys: KeyChecker
     strangers: RateLimiter
+    role: Role = Role.ALL
+    signals: Signals | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     keeper_jobs: KeeperJobs | None = None
 
     def start(self) -> None:
-        """Catches up with the chain, reconciles transactions, then starts the workers."""
+        """Catches up with the chain, reconciles transactions, then starts the workers (an API process:
+        only its indexer, and what it hears from the engine)."""
         calendar.warm(self.settings.market_calendar)  # nextOpen on /prices, loaded in the background
         self.indexer.bootstrap()
+        if self.signals is not None:
+            self._listen(self.signals)
+        if self.role is Role.API:
+            self.indexer.on_batch = self._indexed
+            self._spawn("indexer", lambda: self.indexer.run(self.stop, interval_s=0.05))
+            self._spawn("subscriptions", self._refresh_subscriptions)
+            return
         if self.settings.keeper:
             self.keeper.load()
             self.keeper_jobs = KeeperJobs(self.keeper)
             self.indexer.on_event = self.keeper_jobs.on_event
         self.indexer.on_batch = self._indexed
+        self.sender.add_listener(lambda _request_id: self.indexer.wake())  # its block is there to read
         self.sender.reconcile()
         self._spawn("indexer", lambda: self.indexer.run(self.stop, interval_s=0.05))
         # The sender polls when told (a broadcast, a new block from the indexer); its own interval is the
@@ -92,11 +125,36 @@ class Services:
         if self.keeper_jobs is not None:
             self.keeper_jobs.start()
 
+    def _listen(self, signals: Signals) -> None:
+        for kind in (Signal.RECEIVED, Signal.SENT, Signal.FINAL):
+            signals.on(kind, functools.partial(self.intents.signalled, kind))
+        signals.on(Signal.SUBSCRIPTIONS, lambda _ids: self.subscriptions.reload())
+        signals.on(Signal.INDEXED, lambda _ids: self.indexer.wake())
+        listening = threading.Event()
+        self._spawn("signals", lambda: signals.listen(self.stop, ready=listening))
+        if not listening.wait(LISTEN_READY_S):
+            raise RuntimeError("the signal listener could not LISTEN on the database")
+
+    def _refresh_subscriptions(self) -> None:
+        while not self.stop.wait(SUBSCRIPTIONS_REFRESH_S):
+            try:
+                self.subscriptions.reload()
+            except Exception:  # a database hiccup: the next round retries
+                log.warning("reloading the webhook subscriptions failed", exc_info=True)
+
+    def subscriptions_changed(self) -> None:
+        """This process changed a webhook subscription: it and the relayer's other processes reload."""
+        self.subscriptions.reload()
+        if self.signals is not None:
+            self.signals.send(Signal.SUBSCRIPTIONS)
+
     def _indexed(self, block_number: int) -> None:
         """After each batch of blocks the indexer applied: the submits and the dispatcher waiting for
         it, and the sender (a new block may have mined what it follows)."""
         self.intents.indexed(block_number)
         self.sender.notify()
+        if self.signals is not None and self.role is Role.ENGINE:
+            self.signals.send(Signal.INDEXED, [block_number])  # the API processes follow
 
     def dead_workers(self) -> list[str]:
         """The workers that stopped while the services run (each should run until `close`)."""
@@ -123,12 +181,14 @@ class Services:
         self.engine.dispose()
 
 
-def build_services(settings: Settings, manifest: Manifest) -> Services:
+def build_services(settings: Settings, manifest: Manifest, role: Role = Role.ALL) -> Services:
+    """`role` other than `ALL` needs PostgreSQL (the processes signal each other through it)."""
     w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 15}))
     engine = make_engine(settings.database_url)
     if settings.database_url.startswith("sqlite"):
         settings.home.mkdir(parents=True, exist_ok=True)
     upgrade(engine)
+    signals = Signals(engine) if role is not Role.ALL else None
     sessions = make_session_factory(engine)
     # Stream events written through these sessions also fill the webhook outbox (SPEC §5.5).
     subscriptions = Subscriptions(sessions)
@@ -146,6 +206,7 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         [c.trade_router, c.agent_registry, c.token_registry, c.price_oracle, c.venue],
         manifest.start_block,
         confirmations=settings.confirmations,
+        writes_mirror=role is not Role.API,
     )
     keys = [k.get_secret_value() for k in settings.relayer_keys]
     sender = TxSender(
@@ -176,6 +237,7 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         metrics=metrics,
         strike_policy=settings.strike_policy,
         market_calendar=settings.market_calendar,
+        signals=signals,
     )
     keeper = Keeper(
         sessions=sessions,
@@ -187,7 +249,11 @@ def build_services(settings: Settings, manifest: Manifest) -> Services:
         claims=claims,
         market_calendar=settings.market_calendar,
     )
+    if role is Role.API:
+        settings = settings.model_copy(update={"keeper": False})
     return Services(
+        role=role,
+        signals=signals,
         settings=settings,
         manifest=manifest,
         w3=w3,

@@ -45,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0.0,
         help="chance that a restart is killed again before it is ready (extra kills)",
     )
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=0,
+        help="serve --api-processes N (needs --db postgres); kills then also hit one engine or API process",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory and PostgreSQL schemas")
     parser.add_argument("--out", type=Path, default=None, help="results file (default bench/results/…)")
     parser.add_argument("--no-out", action="store_true", help="print only")
@@ -61,7 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_down_s=args.max_down,
         start_kill_chance=args.start_kills,
         keep=args.keep,
+        api_processes=args.api_processes,
     )
+    if config.api_processes and config.db != "postgres":
+        parser.error("--api-processes needs --db postgres")
     result = run(config, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     command = "python -m bench.soak " + shlex.join(list(argv if argv is not None else sys.argv[1:]))
     text = render(result, command.strip())

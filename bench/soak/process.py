@@ -1,4 +1,8 @@
-"""`alphagrid serve` as a child process the soak can SIGKILL and start again on the same database."""
+"""`alphagrid serve` as a child process the soak can SIGKILL and start again on the same database.
+
+With `api_processes` it is `serve --api-processes N` (PostgreSQL): a kill takes the whole process group
+(the supervisor, the engine, the API processes) down at once, and `kill_child` SIGKILLs one of the
+supervisor's children, which the supervisor starts again by itself."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -18,7 +24,15 @@ from relayer.config import REPO_ROOT
 
 class RelayerProcess:
     def __init__(
-        self, *, home: Path, rpc_url: str, database_url: str, port: int, log_path: Path, keeper: bool = True
+        self,
+        *,
+        home: Path,
+        rpc_url: str,
+        database_url: str,
+        port: int,
+        log_path: Path,
+        keeper: bool = True,
+        api_processes: int = 0,
     ) -> None:
         self.home = home
         self.rpc_url = rpc_url
@@ -26,6 +40,8 @@ class RelayerProcess:
         self.port = port
         self.log_path = log_path
         self.keeper = keeper
+        self.api_processes = api_processes
+        self.child_kills: Counter[str] = Counter()  # role ("engine", "api") → SIGKILLs of that child
         self.starts = 0
         self.kills = 0
         self.start_kills = 0  # of `kills`, those that hit a process still starting
@@ -52,6 +68,7 @@ class RelayerProcess:
             "ALPHAGRID_RPC_URL": self.rpc_url,
             "ALPHAGRID_DATABASE_URL": self.database_url,
             "ALPHAGRID_API_PORT": str(self.port),
+            "ALPHAGRID_API_PROCESSES": str(self.api_processes),
         }
         args = [sys.executable, "-m", "relayer.cli", "serve", "--json"]
         if not self.keeper:
@@ -85,12 +102,44 @@ class RelayerProcess:
         """SIGKILL: no shutdown code runs, whatever the process was doing is cut off."""
         proc = self._proc
         assert proc is not None and proc.poll() is None
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # its own session: the supervisor's children die with it
         proc.wait()
         self.kills += 1
         assert self._log is not None
         self._log.write(f"\n==== SIGKILL at {time.time():.3f}\n".encode())
         self._log.flush()
+
+    def children(self) -> dict[int, str]:
+        """pid → role of the supervisor's live children."""
+        proc = self._proc
+        found: dict[int, str] = {}
+        if proc is None:
+            return found
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if ppid == proc.pid and b"relayer.supervisor" in argv:
+                found[int(entry)] = argv[argv.index(b"relayer.supervisor") + 1].decode()
+        return found
+
+    def kill_child(self, role: str, pick: Callable[[list[int]], int]) -> bool:
+        """SIGKILLs one live child of that role (`pick` chooses among their pids); False if none."""
+        pids = sorted(pid for pid, r in self.children().items() if r == role)
+        if not pids:
+            return False
+        os.kill(pick(pids), signal.SIGKILL)
+        self.child_kills[role] += 1
+        assert self._log is not None
+        self._log.write(f"\n==== SIGKILL of the {role} process at {time.time():.3f}\n".encode())
+        self._log.flush()
+        return True
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

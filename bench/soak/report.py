@@ -64,7 +64,14 @@ def render(result: SoakResult, command: str) -> str:
         f"| refused (final answer not 2xx) | {sum(refused.values())} |",
         f"| server errors (5xx other than 503) | {len(f.server_errors)} |",
         f"| quotes refused (no intent signed) | {sum(result.quote_errors.values())} |",
-        f"| kills (SIGKILL) | {result.kills} (of which during start-up: {result.start_kills}) |",
+        f"| kills (SIGKILL) | {result.kills} (of which during start-up: {result.start_kills})"
+        + (
+            f"; one process of `--api-processes {result.config.api_processes}`: "
+            + ", ".join(f"{role} × {n}" for role, n in sorted(result.child_kills.items()))
+            if result.config.api_processes
+            else ""
+        )
+        + " |",
         f"| in flight just before each kill (intents / tx requests) | {caught} |",
         f"| restarts | {result.restarts} (start to ready: median {n['start_median_s']:.1f} s, "
         f"max {n['start_max_s']:.1f} s) |",

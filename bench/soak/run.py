@@ -9,14 +9,13 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from bench.soak.audit import (
     Findings,
@@ -39,10 +38,9 @@ from bench.soak.audit import (
 from bench.soak.chain import PriceWalk, read_router_events, setup_chain
 from bench.soak.client import AgentClient, Budget, Submission
 from bench.soak.process import RelayerProcess
+from bench.stack import PG_URL, fresh_database
 from relayer.chain.anvil import Anvil, free_port
 from relayer.store.db import make_engine
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @dataclass(frozen=True)
@@ -60,6 +58,9 @@ class SoakConfig:
     start_kill_chance: float = 0.0
     quiesce_timeout_s: float = 180.0
     keep: bool = False
+    # `serve --api-processes N` (PostgreSQL); a kill then takes the whole relayer, its engine process,
+    # or one API process (chosen at random each time; the supervisor restarts a lone child).
+    api_processes: int = 0
 
 
 @dataclass
@@ -71,6 +72,7 @@ class SoakResult:
     client_errors: list[str]
     kills: int
     start_kills: int
+    child_kills: Counter[str]
     restarts: int
     start_s: list[float]
     client_wall_s: float
@@ -90,23 +92,11 @@ class SoakResult:
 @contextlib.contextmanager
 def databases(config: SoakConfig, workdir: Path) -> Iterator[tuple[str, str]]:
     """(the soak's database, an empty one for the rebuild): SQLite files, or fresh PostgreSQL schemas."""
-    if config.db == "sqlite":
-        yield f"sqlite:///{workdir / 'soak.db'}", f"sqlite:///{workdir / 'rebuilt.db'}"
-        return
-    admin = make_engine(config.pg_url)
-    schemas = [f"soak_{uuid.uuid4().hex[:10]}", f"soak_{uuid.uuid4().hex[:10]}"]
-    with admin.begin() as conn:
-        for s in schemas:
-            conn.execute(text(f'CREATE SCHEMA "{s}"'))
-    try:
-        sep = "&" if "?" in config.pg_url else "?"
-        yield tuple(f"{config.pg_url}{sep}options=-csearch_path%3D{s}" for s in schemas)  # type: ignore[misc]
-    finally:
-        if not config.keep:
-            with admin.begin() as conn:
-                for s in schemas:
-                    conn.execute(text(f'DROP SCHEMA "{s}" CASCADE'))
-        admin.dispose()
+    with (
+        fresh_database(config.db, workdir, "soak", pg_url=config.pg_url, keep=config.keep) as soak,
+        fresh_database(config.db, workdir, "rebuilt", pg_url=config.pg_url, keep=config.keep) as rebuilt,
+    ):
+        yield soak, rebuilt
 
 
 def kill_points(config: SoakConfig, rng: random.Random) -> list[int]:
@@ -154,7 +144,12 @@ def _run(
     home = workdir / "home"
     soak.manifest.write(home / "deployment.json")
     relayer = RelayerProcess(
-        home=home, rpc_url=node.url, database_url=soak_url, port=free_port(), log_path=workdir / "relayer.log"
+        home=home,
+        rpc_url=node.url,
+        database_url=soak_url,
+        port=free_port(),
+        log_path=workdir / "relayer.log",
+        api_processes=config.api_processes,
     )
     engine = make_engine(soak_url)
     prices = PriceWalk(
@@ -238,6 +233,7 @@ def _run(
             client_errors=[f"agent {c.agent.agent_id}: {c.error!r}" for c in clients if c.error is not None],
             kills=relayer.kills,
             start_kills=relayer.start_kills,
+            child_kills=relayer.child_kills,
             restarts=relayer.starts - 1,
             start_s=relayer.start_s,
             client_wall_s=client_wall_s,
@@ -280,6 +276,12 @@ def _kill_loop(
             return
         time.sleep(rng.uniform(0.0, 0.4))  # land anywhere in the intents in flight
         caught.append(in_flight(engine))
+        target = rng.choice(("all", "engine", "api")) if config.api_processes else "all"
+        if target != "all" and relayer.kill_child(target, rng.choice):
+            down_s = rng.uniform(0.0, config.max_down_s)
+            time.sleep(down_s)  # the supervisor starts it again by itself meanwhile
+            progress(f"kill {i}/{config.kills} after {budget.taken} intents: the {target} process")
+            continue
         relayer.kill()
         down_s = rng.uniform(0.0, config.max_down_s)
         time.sleep(down_s)

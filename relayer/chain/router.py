@@ -8,6 +8,7 @@ and every transport failure arrives as `ChainUnavailableError` (`rpc.transport_e
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,6 +25,8 @@ from relayer.domain.market import MarketStatus
 from relayer.errors import CODE_BY_REVERT, RelayerError
 from relayer.store import mirror
 from relayer.store.models import NonceUse
+
+log = logging.getLogger("alphagrid.router")
 
 
 class RevertKind(StrEnum):
@@ -99,6 +102,22 @@ class RouterRevertedError(Exception):
 
 
 @dataclass(frozen=True)
+class Simulation:
+    """A call that would succeed: its return data, and the gas it used where the node measured it in
+    the same run (`eth_simulateV1`); None: `gas_needed` asks the node for an estimate."""
+
+    output: bytes
+    gas_used: int | None
+
+
+# EIP-3529 caps a refund at a fifth of the gas used before it: the gas a call consumes while it runs
+# is at most 5/4 of what it is charged. And 64/63: the deepest call must still get what it consumed.
+def gas_from_used(gas_used: int) -> int:
+    """A gas limit under which a call that was charged `gas_used` runs as it did."""
+    return -(-gas_used * 5 * 64 // (4 * 63)) + 2_300
+
+
+@dataclass(frozen=True)
 class NonceUseRecord:
     digest: str
     tx_hash: str
@@ -122,6 +141,7 @@ class RouterClient:
         self.events = events
         self.sessions = sessions
         self._nonce_used_topic = events.topic("NonceUsed")
+        self._simulate_v1: bool | None = None  # whether the node serves eth_simulateV1 (None: not asked)
 
     # ------------------------------------------------------------------ simulation
 
@@ -158,6 +178,35 @@ class RouterClient:
         succeed, else its revert data (`decode_revert`). Raises RouterRevertedError if the batch as a
         whole would revert."""
         return calls.batch_results(self.call(data))
+
+    def simulate(self, data: bytes) -> Simulation:
+        """Runs the call once on `latest` and measures its gas in the same run (`eth_simulateV1`),
+        where an eth_call and then an eth_estimateGas (which runs it several times over) would take
+        two requests and many runs. A node without eth_simulateV1 gets the eth_call, and
+        `gas_needed` its estimate. Raises RouterRevertedError if the call would revert."""
+        if self._simulate_v1 is not False:
+            request = {"blockStateCalls": [{"calls": [self._tx(data)]}]}
+            response = rpc.request(self.w3, "eth_simulateV1", [request, "latest"])
+            if "error" not in response:
+                self._simulate_v1 = True
+                call = response["result"][0]["calls"][0]
+                output = bytes.fromhex(str(call.get("returnData") or "0x")[2:])
+                if int(call["status"], 16) != 1:
+                    raise RouterRevertedError(self.decode_revert(output))
+                return Simulation(output, int(call["gasUsed"], 16))
+            if self._simulate_v1 is None:
+                self._simulate_v1 = False  # the node has no (usable) eth_simulateV1: eth_call from now on
+                log.info("no eth_simulateV1 on the node (%s): eth_call + eth_estimateGas", response["error"])
+            else:
+                raise RouterRevertedError(self.revert_of(response["error"]))
+        return Simulation(self.call(data), None)
+
+    def gas_needed(self, data: bytes, simulation: Simulation) -> int:
+        """The gas `data` needs (before the caller's margin): from the simulation's measure, else the
+        node's estimate (raises RouterRevertedError if it would revert by now)."""
+        if simulation.gas_used is not None:
+            return gas_from_used(simulation.gas_used)
+        return self.estimate_gas(data)
 
     # ------------------------------------------------------------------ receipts
 

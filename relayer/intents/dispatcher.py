@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from relayer.store.models import Intent, TxRequest
 log = logging.getLogger("alphagrid.intents.dispatcher")
 
 PURPOSE: Final = "intent"
+# Under load the dispatcher passes many times a second; its backstop scans need not.
+BACKSTOP_SCAN_S: Final = 0.25
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,14 @@ class Dispatcher:
 
     def run(self, stop: threading.Event, interval_s: float = 0.1) -> None:
         reasons: set[str] = {"start"}
+        scanned = -BACKSTOP_SCAN_S
         while not stop.is_set():
+            full = reasons != {"received"}
+            scans = time.monotonic() - scanned >= BACKSTOP_SCAN_S
+            if full and scans:
+                scanned = time.monotonic()
             try:
-                self.pass_once(full=reasons != {"received"})
+                self.pass_once(full=full, scans=scans)
             except Exception:
                 log.exception("intent dispatcher pass failed")
             with self._wake:
@@ -123,15 +131,19 @@ class Dispatcher:
                     self._wake.wait(timeout=interval_s)
                 reasons, self._reasons = self._reasons or {"timer"}, set()
 
-    def pass_once(self, *, full: bool = True) -> None:
+    def pass_once(self, *, full: bool = True, scans: bool = True) -> None:
         """A full pass finalizes what settled and follows reorgs before dispatching; a pass for a new
-        intent only dispatches, and not even that while this dispatcher's batches are all in flight."""
+        intent only dispatches, and not even that while this dispatcher's batches are all in flight.
+        `scans`: also the table scans that are backstops (reorged confirmations, approvals past their
+        deadline), which `run` does at most every `BACKSTOP_SCAN_S` under load."""
         with self._pass_lock:
             if full:
                 self.finalizer.finalize_settled()
-                self.finalizer.follow_reorgs()
+                if scans:
+                    self.finalizer.follow_reorgs()
                 self._forget_final()
-                self.expire_approvals()
+                if scans:
+                    self.expire_approvals()
             elif len(self._sent) >= self.policy.max_in_flight:
                 return
             self.dispatch()
@@ -277,18 +289,23 @@ class Dispatcher:
             return  # kept `received`: sent once the node is back on our chain
         self._send(chosen, approved)
 
-    def _built(self, c: Candidate) -> Built | RelayerError:
-        cached = self.built_cache(c.intent_id)
-        if cached is not None:
-            return cached
-        with self.sessions() as session:
-            row = session.get(Intent, c.intent_id)
-            assert row is not None
-            request = row.request
-        try:
-            return self.prepare.built(c.agent_id, c.primary_type, request)
-        except RelayerError as exc:
-            return exc
+    def _built_all(self, chosen: Sequence[Candidate]) -> list[Built | RelayerError]:
+        """Each intent as its submit built it (this process's cache), else rebuilt from its stored
+        body: those read in one query (an API process built them: `--api-processes`)."""
+        built: list[Built | RelayerError | None] = [self.built_cache(c.intent_id) for c in chosen]
+        missing = [c.intent_id for c, b in zip(chosen, built, strict=True) if b is None]
+        requests: dict[int, Any] = {}
+        if missing:
+            with self.sessions() as session:
+                rows = session.execute(select(Intent.id, Intent.request).where(Intent.id.in_(missing)))
+                requests = {intent_id: request for intent_id, request in rows}
+        for i, c in enumerate(chosen):
+            if built[i] is None:
+                try:
+                    built[i] = self.prepare.built(c.agent_id, c.primary_type, requests[c.intent_id])
+                except RelayerError as exc:
+                    built[i] = exc
+        return [b for b in built if b is not None]
 
     def _send(self, chosen: Sequence[Candidate], approved: frozenset[int] | set[int] = frozenset()) -> None:
         # The positions are ours from here until the transaction is recorded (then the database says
@@ -313,8 +330,7 @@ class Dispatcher:
         except RelayerError:
             return  # kept `received`: sent once the relayer's keys are funded again
         items: list[tuple[Candidate, Built]] = []
-        for c in chosen:
-            b = self._built(c)
+        for c, b in zip(chosen, self._built_all(chosen), strict=True):
             if not isinstance(b, RelayerError) and c.intent_id in approved:
                 b = self._checked_again(c, b)
             if isinstance(b, RelayerError):
@@ -328,10 +344,11 @@ class Dispatcher:
                     c, b = items[0]
                     items = items[:1]
                     data = self.prepare.calldata(b)
-                    gas = self.router.estimate_gas(data)
+                    gas = self.router.gas_needed(data, self.router.simulate(data))
                 else:
                     data = calls.execute_intents([self.prepare.batch_item(b) for _c, b in items])
-                    results = self.router.simulate_batch(data)
+                    simulation = self.router.simulate(data)
+                    results = calls.batch_results(simulation.output)
                     keep, drop = decisions.screen([c for c, _b in items], results)
                     if drop:
                         for c, why in drop:
@@ -342,7 +359,7 @@ class Dispatcher:
                         kept = {c.intent_id for c in keep}
                         items = [(c, b) for c, b in items if c.intent_id in kept]
                         continue
-                    gas = self.router.estimate_gas(data)
+                    gas = self.router.gas_needed(data, simulation)
             except RouterRevertedError as exc:
                 if len(items) == 1:
                     self._refused(items[0][0], exc.revert)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
 from sqlalchemy import bindparam, select
@@ -41,6 +41,7 @@ from relayer.metrics import Metrics
 from relayer.operators import approvals
 from relayer.state import AgentInfo, ChainState
 from relayer.store.models import Intent, TxRequest, utcnow
+from relayer.store.signals import Signal, Signals
 
 __all__ = ["Answer", "BatchPolicy", "IntentService", "SubmitResult", "intent_json", "parse_body"]
 
@@ -82,8 +83,13 @@ class IntentService:
         metrics: Metrics | None = None,
         strike_policy: StrikePolicy | None = None,
         market_calendar: str = "XNYS",
+        signals: Signals | None = None,
     ) -> None:
+        """`signals`: the relayer's other processes (`alphagrid serve --api-processes`), on PostgreSQL.
+        A recorded or approved intent is announced to the engine's dispatcher; a sent or final one to
+        the API processes, whose submits wait for it."""
         self.sessions = sessions
+        self.signals = signals
         self.strike_policy = strike_policy or StrikePolicy()
         self.state = state
         self.domain = domain
@@ -112,7 +118,7 @@ class IntentService:
             sender=sender,
             policy=policy,
             built_cache=self._take_built,
-            on_sent=self.waiters.sent,
+            on_sent=self._on_sent,
             claims=claims,
         )
         sender.add_listener(self.tx_settled)
@@ -194,6 +200,8 @@ class IntentService:
             with self.sessions.begin() as session:
                 row = self._record(session, b, digest, idempotency_key, raw, gated=gated)
                 intent_id = row.id
+                if self.signals is not None and not gated:
+                    self.signals.within(session, Signal.RECEIVED)  # delivered with this commit
                 pending = intent_json(row) if gated else None
         except IntegrityError:
             return self._after_conflict(b, digest, idempotency_key)
@@ -328,6 +336,8 @@ class IntentService:
                 if len(self._built) < _BUILT_CACHE_MAX:
                     self._built[intent_id] = built
         self.dispatcher.wake()
+        if self.signals is not None:
+            self.signals.send(Signal.RECEIVED)
         return doc
 
     def reject(self, approval_id: int, by: str, reason: str) -> dict[str, Any]:
@@ -350,6 +360,24 @@ class IntentService:
     def _on_final(self, intent_ids: list[int]) -> None:
         self.waiters.wake(intent_ids)
         self.dispatcher.wake()
+        if self.signals is not None and intent_ids:
+            self.signals.send(Signal.FINAL, intent_ids)
+
+    def _on_sent(self, intent_ids: list[int]) -> None:
+        self.waiters.sent(intent_ids)
+        if self.signals is not None and intent_ids:
+            self.signals.send(Signal.SENT, intent_ids)
+
+    def signalled(self, kind: Signal, intent_ids: Sequence[int]) -> None:
+        """Another process's signal (`relayer.store.signals`); no ids: it may have missed some."""
+        if kind is Signal.RECEIVED:
+            self.dispatcher.wake("received")  # (its own timer passes cover a missed one)
+        elif not intent_ids:
+            self.waiters.wake_all()
+        elif kind is Signal.SENT:
+            self.waiters.sent(list(intent_ids))
+        elif kind is Signal.FINAL:
+            self.waiters.wake(list(intent_ids))
 
     def tx_settled(self, request_id: int) -> None:
         """The sender's listener: a transaction is final; the dispatcher records its intents' outcomes

@@ -319,6 +319,15 @@ def test_missing_manifest(tmp_path: Path) -> None:
     )
 
 
+def test_serve_in_several_processes_needs_postgresql(tmp_path: Path) -> None:
+    env = {
+        "ALPHAGRID_HOME": str(tmp_path / "home"),
+        "ALPHAGRID_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}",
+    }
+    line = fails(["serve", "--api-processes", "2"], env, 1)
+    assert line.startswith("error: --api-processes needs PostgreSQL")
+
+
 def test_chain_unreachable(chain: Chain) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     env = {**chain.env, "ALPHAGRID_RPC_URL": url}

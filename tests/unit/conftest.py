@@ -16,6 +16,25 @@ from relayer.store.migrate import upgrade
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema on the machine's PostgreSQL (dropped afterwards), unmigrated."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception:
+        admin.dispose()
+        pytest.fail("PostgreSQL at 127.0.0.1:5432 (database test) is required for the test suite")
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def both_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     """A migrated database on SQLite, then on PostgreSQL (a fresh schema, dropped afterwards)."""

@@ -93,7 +93,7 @@ def create_webhook(body: WebhookCreate, caller: OperatorDep, services: ServicesD
     with services.sessions.begin() as session:
         row = webhooks.create(session, body.url, body.events, body.agentId, caller.name)
         answer = WebhookSecretPublic(id=str(row.id), secret=row.secret)
-    services.subscriptions.reload()  # this process sees it from the next event on
+    services.subscriptions_changed()  # every process sees it from its next event on
     return answer
 
 
@@ -111,7 +111,7 @@ def list_webhooks(caller: OperatorDep, services: ServicesDep) -> WebhooksPublic:
 def delete_webhook(webhook_id: WebhookId, caller: OperatorDep, services: ServicesDep) -> WebhookDeletedPublic:
     with services.sessions.begin() as session:
         webhooks.remove(session, webhook_id)
-    services.subscriptions.reload()
+    services.subscriptions_changed()
     return WebhookDeletedPublic(id=str(webhook_id), deleted=True)
 
 
