@@ -111,3 +111,51 @@ def test_a_batch_the_database_rolls_back_is_not_counted_twice_in_memory(
     with sessions() as s:
         kinds = s.scalars(select(PositionEvent.kind).order_by(PositionEvent.id)).all()
     assert kinds == ["opened", "ladder", "increased", "reduced", "ladder", "exit", "closed"]
+
+
+def _rows(sessions: sessionmaker[Session]) -> tuple[int, int, int]:
+    with sessions() as session:
+        return (
+            session.scalar(select(func.count()).select_from(Position)) or 0,
+            session.scalar(select(func.count()).select_from(PositionEvent)) or 0,
+            session.scalar(select(func.count()).select_from(StreamEvent)) or 0,
+        )
+
+
+def test_a_follower_keeps_memory_only_and_never_passes_the_mirror(
+    chain: Stack, sessions: sessionmaker[Session]
+) -> None:
+    """An API process's indexer (`serve --api-processes`): it writes nothing, and reads no block the
+    engine's indexer has not committed, so what it answers from memory the database also serves."""
+    follower_state = ChainState()
+    follower = Indexer(
+        chain.w3,
+        sessions,
+        follower_state,
+        DECODER,
+        [c for c in _indexer(chain, sessions, ChainState()).addresses],
+        chain.manifest.start_block,
+        writes_mirror=False,
+    )
+    follower.bootstrap()
+    assert follower_state.block_number < chain.manifest.start_block  # no mirror yet: nothing to follow
+    engine_state = ChainState()
+    engine = _indexer(chain, sessions, engine_state)
+    engine.bootstrap()
+    trade_round_trip(chain)  # open, add, reduce, ladder update, stop-loss exit
+    written = _rows(sessions)
+
+    while follower.poll_once():
+        pass
+    assert follower_state.block_number == engine_state.block_number  # the mirror's cursor, not the head
+    assert 1 not in follower_state.positions
+    while engine.poll_once():
+        pass
+    assert _rows(sessions) != written
+    written = _rows(sessions)
+    while follower.poll_once():
+        pass
+    assert follower_state.block_number == engine_state.block_number
+    assert follower_state.positions[1] == engine_state.positions[1]
+    assert follower_state.counters == engine_state.counters
+    assert _rows(sessions) == written  # the follower wrote nothing
