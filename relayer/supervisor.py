@@ -19,7 +19,7 @@ nothing of the supervisor's threads or connections is inherited). Each reads its
 included, from its stdin, and stops when its stdin closes, so it never outlives the supervisor, even
 one killed with SIGKILL.
 
-    python -m relayer.supervisor engine|api MANIFEST_PATH     (a child; settings as JSON on stdin)
+    python -m relayer.supervisor engine|api MANIFEST_PATH [LOG_LEVEL]   (a child; settings on stdin)
 """
 
 from __future__ import annotations
@@ -228,7 +228,14 @@ class Supervisor:
 
     def _spawn(self, role: Role, index: int) -> Child:
         process = subprocess.Popen(
-            [sys.executable, "-m", "relayer.supervisor", str(role), str(self._manifest_path)],
+            [
+                sys.executable,
+                "-m",
+                "relayer.supervisor",
+                str(role),
+                str(self._manifest_path),
+                logging.getLevelName(logging.getLogger().getEffectiveLevel()),  # as `serve` logs
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=child_environment(),
@@ -278,7 +285,9 @@ def child_main(argv: list[str], stdin: IO[str] = sys.stdin) -> None:
     role, manifest_path = Role(argv[0]), Path(argv[1])
     settings = child_settings(json.loads(stdin.readline()))
     logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s %(levelname)s [{role}:{os.getpid()}] %(name)s: %(message)s"
+        level=argv[2] if len(argv) > 2 else logging.WARNING,
+        format=f"%(asctime)s %(levelname)s [{role} {os.getpid()}] %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     server = RelayerServer(settings, Manifest.read(manifest_path), role, shared_port=role is Role.API)
     stop = threading.Event()
