@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,25 +74,22 @@ class Serve:
         out |= {role: pid for role, pid in found if role == "engine"}
         return out
 
-    def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+    def call(self, what: Callable[[httpx.Client], httpx.Response]) -> httpx.Response:
         """On a new connection each time (the kernel spreads connections over the API processes); a
         connection refused or reset by a process that just died is tried again, as a client would."""
         for _attempt in range(50):
             try:
                 with httpx.Client(base_url=self.url, timeout=30) as client:
-                    return client.post(path, json=body, headers=headers or {})
+                    return what(client)
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise AssertionError(f"no API process answered {path}")
+        raise AssertionError("no API process answered")
+
+    def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.call(lambda client: client.post(path, json=body, headers=headers or {}))
 
     def get(self, path: str) -> httpx.Response:
-        for _attempt in range(50):
-            try:
-                with httpx.Client(base_url=self.url, timeout=30) as client:
-                    return client.get(path)
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"no API process answered {path}")
+        return self.call(lambda client: client.get(path))
 
 
 @contextmanager
@@ -144,8 +141,8 @@ def serve(chain: Stack, db_url: str, home: Path, api_processes: int = 2) -> Iter
 def signed_open(chain: Stack, server: Serve, index: int, symbol: str = "NVDA") -> tuple[int, dict[str, Any]]:
     assert chain.manifest.demo is not None
     agent = chain.manifest.demo.agents[index]
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        q = quote(client, agent.agent_id, "OpenPosition", symbol=symbol, usdcAmount="100", exits=LADDER)
+    params = {"symbol": symbol, "usdcAmount": "100", "exits": LADDER}
+    q = server.call(lambda client: quote(client, agent.agent_id, "OpenPosition", **params))
     assert q.status_code == 200, q.text
     return agent.agent_id, body_from_quote(q.json(), sign_typed(q.json()["typedData"], agent.signer_key))
 
