@@ -68,10 +68,13 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         uint8 firedMask;
     }
 
-    /// @dev Who owns a position id; kept after the position closes.
+    /// @dev Who owns a position id, and the agent's vault id (an agent's vault is fixed at registration):
+    ///      an exit asks the registry for the vault's address, one slot shared by every agent of the
+    ///      vault, instead of the agent's own record. Kept after the position closes.
     struct PositionRef {
         address token;
         uint64 agentId;
+        uint32 vaultId;
     }
 
     /// @dev What one `executeExit` call fires against (memory only).
@@ -165,7 +168,9 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         );
         _ladders[intent.agentId][token] = intent.exitsHash;
         PositionRef storage ref = _refs[positionId];
-        uint256 packedRef = uint256(uint160(token)) | (uint256(uint64(intent.agentId)) << 160);
+        // The registry keeps vault ids in 32 bits.
+        uint256 packedRef = uint256(uint160(token)) | (uint256(uint64(intent.agentId)) << 160)
+            | (uint256(uint32(agent.vaultId)) << 224);
         assembly ("memory-safe") {
             sstore(ref.slot, packedRef)
         }
@@ -632,13 +637,14 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
     /// @dev Exits (SPEC §5.6): none while halted; on a `Hold` track, only while the status now and the
     ///      one the price was quoted in are both in its sessions (a rule crossed by the last price of a
     ///      closed market waits for the next price quoted in a session). Unknown is not gated. Returns
-    ///      the vault, from the registry (with the policy when the status needs it).
-    function _exitGate(address token, uint256 agentId, uint256 status, uint256 quoted)
+    ///      the vault, from the registry: by the position's vault id, or with the policy when the status
+    ///      needs it.
+    function _exitGate(address token, uint256 agentId, uint256 vaultId, uint256 status, uint256 quoted)
         private
         view
         returns (address vault)
     {
-        if (status == UNKNOWN) return agentRegistry.vaultOf(agentId);
+        if (status == UNKNOWN) return agentRegistry.vaultAddress(vaultId);
         if (status == HALTED) revert MarketHalted(token);
         uint8 sessions;
         IAgentRegistry.ExitsWhenClosed policy;
@@ -671,9 +677,9 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         price = _openPrice(token, sessions);
         IVault(vault).pay(usdc, address(venue), usdcIn);
         // Booked: what reached the vault, not what the venue says it sent (see _sell).
-        uint256 held = IERC20(token).balanceOf(vault);
+        uint256 held = _balanceOf(token, vault);
         venue.buy(token, usdcIn, vault);
-        tokensOut = IERC20(token).balanceOf(vault) - held;
+        tokensOut = _balanceOf(token, vault) - held;
         if (tokensOut < minOut) revert MinOutputNotMet(tokensOut, minOut);
         // fill price (usdcIn / tokensOut) ≤ oracle · (1 + bps), cross-multiplied so nothing rounds
         if (usdcIn * _scale(token) * BPS > tokensOut * price * (BPS + maxSlippageBps)) {
@@ -683,13 +689,35 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
     /// @dev Books what reached the vault, not what the venue says it sent: one vault holds every agent's
     ///      tokens, so a size or proceeds booked above what arrived would later be paid out of another
-    ///      agent's position. The vault's balances can only rise during the venue's call: the vault pays
-    ///      only this router, which the venue cannot re-enter.
+    ///      agent's position. The venue takes the tokens from the vault itself (it redeems them as their
+    ///      issuer: no transfer to the venue and back to zero), so the vault's token balance is checked
+    ///      too: a sale that took more than `tokensIn` would have taken another agent's tokens. The
+    ///      vault's USDC can only rise during the venue's call: the vault pays only this router, which
+    ///      the venue cannot re-enter.
     function _sell(address vault, address token, uint256 tokensIn) private returns (uint256 usdcOut) {
-        IVault(vault).pay(token, address(venue), tokensIn);
-        uint256 held = IERC20(usdc).balanceOf(vault);
-        venue.sell(token, tokensIn, vault);
-        return IERC20(usdc).balanceOf(vault) - held;
+        uint256 tokensHeld = _balanceOf(token, vault);
+        uint256 held = _balanceOf(usdc, vault);
+        venue.sell(token, tokensIn, vault, vault);
+        uint256 tokensLeft = _balanceOf(token, vault);
+        if (tokensLeft + tokensIn < tokensHeld) revert VenueOverdrew(token, tokensHeld - tokensLeft, tokensIn);
+        return _balanceOf(usdc, vault) - held;
+    }
+
+    /// @dev `IERC20(token).balanceOf(account)`, called and read by hand in scratch space (two per buy,
+    ///      four per sale). As the generated code: the token's revert is passed on, and a reply shorter
+    ///      than a word (no code at `token`) reverts without data.
+    function _balanceOf(address token, address account) private view returns (uint256 amount) {
+        assembly ("memory-safe") {
+            mstore(0x00, 0x70a08231) // balanceOf(address), right-aligned: the call data starts at 0x1c
+            mstore(0x20, account)
+            if iszero(staticcall(gas(), token, 0x1c, 0x24, 0x00, 0x20)) {
+                let m := mload(0x40)
+                returndatacopy(m, 0, returndatasize())
+                revert(m, returndatasize())
+            }
+            if lt(returndatasize(), 0x20) { revert(0, 0) }
+            amount := mload(0x00)
+        }
     }
 
     function _loadExit(uint256 positionId, ExitRule[] calldata exits)
@@ -711,7 +739,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         ctx.token = ref.token;
         ctx.agentId = ref.agentId;
         (ctx.price, updatedAt, ctx.roundId, status, quoted) = _latestPriceStatus(ref.token);
-        ctx.vault = _exitGate(ref.token, ref.agentId, status, quoted);
+        ctx.vault = _exitGate(ref.token, ref.agentId, ref.vaultId, status, quoted);
         _requireFresh(ref.token, updatedAt);
         ctx.scale = _scale(ref.token);
     }
