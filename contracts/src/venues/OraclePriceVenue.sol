@@ -66,9 +66,13 @@ contract OraclePriceVenue is IExecutionVenue, AccessControl {
     {
         usdcOut = quoteSell(token, tokensIn);
         EquityToken(token).redeem(from, tokensIn);
-        uint256 available = usdc.balanceOf(address(this));
-        if (available < usdcOut) revert InsufficientLiquidity(available, usdcOut);
-        usdc.safeTransfer(recipient, usdcOut);
+        // Paid first, the liquidity read only when the payment fails: a balance read on every sale
+        // costs more than the rare failure's second attempt.
+        if (!usdc.trySafeTransfer(recipient, usdcOut)) {
+            uint256 available = usdc.balanceOf(address(this));
+            if (available < usdcOut) revert InsufficientLiquidity(available, usdcOut);
+            usdc.safeTransfer(recipient, usdcOut); // failed for another reason: revert as USDC does
+        }
     }
 
     /// @inheritdoc IExecutionVenue

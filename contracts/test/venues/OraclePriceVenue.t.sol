@@ -265,6 +265,16 @@ contract OraclePriceVenueTest is Fixture {
         dry.sell(address(token), tokens, address(dry), recipient);
     }
 
+    /// @dev The venue pays before it looks at its liquidity: a payment that fails with the liquidity
+    ///      there is USDC's own failure, passed on as USDC reports it.
+    function test_sell_failedPaymentWithLiquidity_revertsAsUsdc() public {
+        _giveSeller(1e18);
+        vm.expectRevert(abi.encodeWithSelector(IERC20Errors.ERC20InvalidReceiver.selector, address(0)));
+        vm.prank(trader);
+        venue.sell(address(nvda), 1e18, seller, address(0));
+        vm.assertEq(nvda.balanceOf(seller), 1e18, "nothing redeemed");
+    }
+
     function test_sell_paysExactlyAllLiquidity() public {
         OraclePriceVenue dry = new OraclePriceVenue(admin, oracle, usdc, 0);
         EquityToken token = new EquityToken("Dry", "DRY", address(dry));
