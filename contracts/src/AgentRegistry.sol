@@ -164,9 +164,11 @@ contract AgentRegistry is IAgentRegistry, AccessControl {
         view
         returns (address vault, uint8 sessions, ExitsWhenClosed exitsWhenClosed)
     {
+        // The vault by its id, not the record's copy: the record's first slot has the track id, and
+        // `_vaults` is one slot per vault (warm for the second agent of a batch), not a second per agent.
         AgentRecord storage a = _agents[agentId];
         Track storage t = _tracks[a.trackId];
-        return (a.vault, t.sessions, t.exitsWhenClosed);
+        return (_vaults[a.vaultId], t.sessions, t.exitsWhenClosed);
     }
 
     /// @inheritdoc IAgentRegistry

@@ -3,7 +3,6 @@ pragma solidity 0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
@@ -37,6 +36,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
     /// @dev `IPriceOracle.MarketStatus` values the router tests for (SPEC §5.6).
     uint256 private constant UNKNOWN = uint256(IPriceOracle.MarketStatus.Unknown);
     uint256 private constant HALTED = uint256(IPriceOracle.MarketStatus.Halted);
+    uint256 private constant HOLD = uint256(IAgentRegistry.ExitsWhenClosed.Hold);
 
     IAgentRegistry public immutable agentRegistry;
     ITokenRegistry public immutable tokenRegistry;
@@ -68,10 +68,13 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         uint8 firedMask;
     }
 
-    /// @dev Who owns a position id; kept after the position closes.
+    /// @dev Who owns a position id, and the agent's vault id (an agent's vault is fixed at registration):
+    ///      an exit asks the registry for the vault's address, one slot shared by every agent of the
+    ///      vault, instead of the agent's own record. Kept after the position closes.
     struct PositionRef {
         address token;
         uint64 agentId;
+        uint32 vaultId;
     }
 
     /// @dev What one `executeExit` call fires against (memory only).
@@ -165,7 +168,9 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         );
         _ladders[intent.agentId][token] = intent.exitsHash;
         PositionRef storage ref = _refs[positionId];
-        uint256 packedRef = uint256(uint160(token)) | (uint256(uint64(intent.agentId)) << 160);
+        // The registry keeps vault ids in 32 bits.
+        uint256 packedRef = uint256(uint160(token)) | (uint256(uint64(intent.agentId)) << 160)
+            | (uint256(uint32(agent.vaultId)) << 224);
         assembly ("memory-safe") {
             sstore(ref.slot, packedRef)
         }
@@ -329,12 +334,39 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         results = new bytes[](items.length);
         for (uint256 i; i < items.length; ++i) {
             uint256 gasBefore = gasleft();
-            try this.executeExitItem(items[i].positionId, items[i].exits) {}
-            catch (bytes memory reason) {
+            uint256 positionId = items[i].positionId;
+            if (!_callExitItem(positionId, items[i].exits)) {
+                bytes memory reason = _returnData();
                 _requireItemHadGas(gasBefore, reason);
                 results[i] = reason;
-                emit ExitSkipped(items[i].positionId, reason);
+                emit ExitSkipped(positionId, reason);
             }
+        }
+    }
+
+    /// @dev `this.executeExitItem(positionId, exits)`, encoded by hand in memory past the free pointer
+    ///      (reused by every item, so memory does not grow with the batch): the rules are copied as they
+    ///      are, and checked where the item reads them (its ladder hash reverts on a field outside its type).
+    function _callExitItem(uint256 positionId, ExitRule[] calldata exits) private returns (bool ok) {
+        bytes4 selector = this.executeExitItem.selector;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, selector)
+            mstore(add(m, 0x04), positionId)
+            mstore(add(m, 0x24), 0x40)
+            mstore(add(m, 0x44), exits.length)
+            let size := mul(exits.length, 0x60)
+            calldatacopy(add(m, 0x64), exits.offset, size)
+            ok := call(gas(), address(), 0, m, add(0x64, size), 0, 0)
+        }
+    }
+
+    function _returnData() private pure returns (bytes memory data) {
+        assembly ("memory-safe") {
+            data := mload(0x40)
+            mstore(data, returndatasize())
+            returndatacopy(add(data, 0x20), 0, returndatasize())
+            mstore(0x40, add(add(data, 0x20), and(add(returndatasize(), 0x1f), not(0x1f))))
         }
     }
 
@@ -632,20 +664,45 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
     /// @dev Exits (SPEC §5.6): none while halted; on a `Hold` track, only while the status now and the
     ///      one the price was quoted in are both in its sessions (a rule crossed by the last price of a
     ///      closed market waits for the next price quoted in a session). Unknown is not gated. Returns
-    ///      the vault, from the registry (with the policy when the status needs it).
-    function _exitGate(address token, uint256 agentId, uint256 status, uint256 quoted)
+    ///      the vault, from the registry: by the position's vault id, or with the policy when the status
+    ///      needs it.
+    function _exitGate(address token, uint256 agentId, uint256 vaultId, uint256 status, uint256 quoted)
         private
         view
         returns (address vault)
     {
-        if (status == UNKNOWN) return agentRegistry.vaultOf(agentId);
+        if (status == UNKNOWN) return agentRegistry.vaultAddress(vaultId);
         if (status == HALTED) revert MarketHalted(token);
         uint8 sessions;
-        IAgentRegistry.ExitsWhenClosed policy;
-        (vault, sessions, policy) = agentRegistry.exitPolicyOf(agentId);
-        if (policy == IAgentRegistry.ExitsWhenClosed.Hold) {
+        uint256 policy;
+        (vault, sessions, policy) = _exitPolicyOf(agentId);
+        if (policy == HOLD) {
             if (!_inSessions(sessions, status)) revert MarketClosed(token, uint8(status));
             if (!_inSessions(sessions, quoted)) revert MarketClosed(token, uint8(quoted));
+        }
+    }
+
+    /// @dev `agentRegistry.exitPolicyOf(agentId)`, called and read by hand as `_latestPriceStatus`: one
+    ///      per gated exit. As the generated decoder: the registry's revert is passed on, and a short
+    ///      reply or a value outside its type (address, uint8, the policy enum) reverts without data.
+    function _exitPolicyOf(uint256 agentId) private view returns (address vault, uint8 sessions, uint256 policy) {
+        address registry = address(agentRegistry);
+        bytes4 selector = IAgentRegistry.exitPolicyOf.selector;
+        uint256 maxPolicy = uint256(type(IAgentRegistry.ExitsWhenClosed).max);
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, selector)
+            mstore(add(m, 4), agentId)
+            if iszero(staticcall(gas(), registry, m, 0x24, m, 0x60)) {
+                returndatacopy(m, 0, returndatasize())
+                revert(m, returndatasize())
+            }
+            vault := mload(m)
+            sessions := mload(add(m, 0x20))
+            policy := mload(add(m, 0x40))
+            if or(lt(returndatasize(), 0x60), or(or(shr(160, vault), gt(sessions, 0xff)), gt(policy, maxPolicy))) {
+                revert(0, 0)
+            }
         }
     }
 
@@ -671,9 +728,9 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         price = _openPrice(token, sessions);
         IVault(vault).pay(usdc, address(venue), usdcIn);
         // Booked: what reached the vault, not what the venue says it sent (see _sell).
-        uint256 held = IERC20(token).balanceOf(vault);
+        uint256 held = _balanceOf(token, vault);
         venue.buy(token, usdcIn, vault);
-        tokensOut = IERC20(token).balanceOf(vault) - held;
+        tokensOut = _balanceOf(token, vault) - held;
         if (tokensOut < minOut) revert MinOutputNotMet(tokensOut, minOut);
         // fill price (usdcIn / tokensOut) ≤ oracle · (1 + bps), cross-multiplied so nothing rounds
         if (usdcIn * _scale(token) * BPS > tokensOut * price * (BPS + maxSlippageBps)) {
@@ -683,13 +740,35 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
 
     /// @dev Books what reached the vault, not what the venue says it sent: one vault holds every agent's
     ///      tokens, so a size or proceeds booked above what arrived would later be paid out of another
-    ///      agent's position. The vault's balances can only rise during the venue's call: the vault pays
-    ///      only this router, which the venue cannot re-enter.
+    ///      agent's position. The venue takes the tokens from the vault itself (it redeems them as their
+    ///      issuer: no transfer to the venue and back to zero), so the vault's token balance is checked
+    ///      too: a sale that took more than `tokensIn` would have taken another agent's tokens. The
+    ///      vault's USDC can only rise during the venue's call: the vault pays only this router, which
+    ///      the venue cannot re-enter.
     function _sell(address vault, address token, uint256 tokensIn) private returns (uint256 usdcOut) {
-        IVault(vault).pay(token, address(venue), tokensIn);
-        uint256 held = IERC20(usdc).balanceOf(vault);
-        venue.sell(token, tokensIn, vault);
-        return IERC20(usdc).balanceOf(vault) - held;
+        uint256 tokensHeld = _balanceOf(token, vault);
+        uint256 held = _balanceOf(usdc, vault);
+        venue.sell(token, tokensIn, vault, vault);
+        uint256 tokensLeft = _balanceOf(token, vault);
+        if (tokensLeft + tokensIn < tokensHeld) revert VenueOverdrew(token, tokensHeld - tokensLeft, tokensIn);
+        return _balanceOf(usdc, vault) - held;
+    }
+
+    /// @dev `IERC20(token).balanceOf(account)`, called and read by hand in scratch space (two per buy,
+    ///      four per sale). As the generated code: the token's revert is passed on, and a reply shorter
+    ///      than a word (no code at `token`) reverts without data.
+    function _balanceOf(address token, address account) private view returns (uint256 amount) {
+        assembly ("memory-safe") {
+            mstore(0x00, 0x70a08231) // balanceOf(address), right-aligned: the call data starts at 0x1c
+            mstore(0x20, account)
+            if iszero(staticcall(gas(), token, 0x1c, 0x24, 0x00, 0x20)) {
+                let m := mload(0x40)
+                returndatacopy(m, 0, returndatasize())
+                revert(m, returndatasize())
+            }
+            if lt(returndatasize(), 0x20) { revert(0, 0) }
+            amount := mload(0x00)
+        }
     }
 
     function _loadExit(uint256 positionId, ExitRule[] calldata exits)
@@ -711,7 +790,7 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
         ctx.token = ref.token;
         ctx.agentId = ref.agentId;
         (ctx.price, updatedAt, ctx.roundId, status, quoted) = _latestPriceStatus(ref.token);
-        ctx.vault = _exitGate(ref.token, ref.agentId, status, quoted);
+        ctx.vault = _exitGate(ref.token, ref.agentId, ref.vaultId, status, quoted);
         _requireFresh(ref.token, updatedAt);
         ctx.scale = _scale(ref.token);
     }
@@ -800,8 +879,21 @@ contract TradeRouter is ITradeRouter, EIP712, AccessControl, Pausable, Reentranc
     }
 
     /// @dev Base units of the token times 10^8 (oracle) over 10^6 (USDC): value = size · price / scale.
+    ///      `decimals()` is called and read by hand, as `_balanceOf`; a reply that is not a uint8
+    ///      reverts without data, as the generated decoder does.
     function _scale(address token) private view returns (uint256) {
-        return 10 ** (uint256(IERC20Metadata(token).decimals()) + 2);
+        uint256 decimals;
+        assembly ("memory-safe") {
+            mstore(0x00, 0x313ce567) // decimals()
+            if iszero(staticcall(gas(), token, 0x1c, 0x04, 0x00, 0x20)) {
+                let m := mload(0x40)
+                returndatacopy(m, 0, returndatasize())
+                revert(m, returndatasize())
+            }
+            if or(lt(returndatasize(), 0x20), gt(mload(0x00), 0xff)) { revert(0, 0) }
+            decimals := mload(0x00)
+        }
+        return 10 ** (decimals + 2);
     }
 
     function _setMaxPriceAge(uint256 maxPriceAge_) private {

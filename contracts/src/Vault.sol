@@ -10,6 +10,9 @@ import {IVault} from "./interfaces/IVault.sol";
 /// @title Vault
 /// @notice One vault's capital: USDC and the equity tokens its agents' positions hold. Anyone may
 ///         fund it with a plain transfer; only the router (ROUTER_ROLE) moves funds out for trades.
+///         A sale's tokens do not pass through here: their issuer (the venue, at the router's call)
+///         redeems them from this vault (`EquityToken.redeem`) and pays the USDC in. So ROUTER_ROLE
+///         gates buys, not sales: to stop sales, pause the router or revoke its TRADER_ROLE on the venue.
 contract Vault is IVault, AccessControl {
     using SafeERC20 for IERC20;
 

@@ -309,6 +309,46 @@ contract IntentHashVectorsTest is Fixture {
         }
     }
 
+    /// @dev The router's hand-written ladder hash against the suite's own encoding, on any ladder of
+    ///      zero to eight rules with any field values (negative trigger bps included).
+    function testFuzz_hashExits_matchesIntentSigner(uint256 seed, uint256 count) public view {
+        uint256 n = bound(count, 0, 8);
+        ITradeRouter.ExitRule[] memory rules = new ITradeRouter.ExitRule[](n);
+        for (uint256 i; i < n; ++i) {
+            uint256 r = uint256(keccak256(abi.encode(seed, i)));
+            rules[i] = ITradeRouter.ExitRule({
+                triggerType: uint8(r), triggerBps: int32(uint32(r >> 8)), exitBps: uint16(r >> 40)
+            });
+        }
+        vm.assertEq(harness.hashExits(rules), IntentSigner.exitsHash(rules), "same hash");
+    }
+
+    /// @dev A rule field outside its type reverts without data (as the generated calldata checks did):
+    ///      triggerType past uint8, triggerBps not a sign-extended int32 (2^31, or a high bit), exitBps
+    ///      past uint16. Each in the second of two rules.
+    function test_hashExits_dirtyFieldRevertsWithoutData() public view {
+        bytes memory good = abi.encodeCall(
+            IntentHashHarness.hashExits, (_ladder(_takeProfit(1000, 5000), _stopLoss(-1000, 10_000)))
+        );
+        (bool ok,) = address(harness).staticcall(good);
+        vm.assertTrue(ok, "clean ladder hashes");
+        // selector, offset, length, rule 0 (3 words), rule 1: triggerType, triggerBps, exitBps
+        uint256[4] memory fields = [uint256(5), 6, 6, 7];
+        uint256[4] memory dirty = [uint256(0x100), 1 << 31, 1 << 40, 0x10000];
+        for (uint256 k; k < 4; ++k) {
+            bytes memory bad = bytes.concat(good);
+            uint256 at = 4 + 32 * fields[k];
+            uint256 value = dirty[k];
+            assembly ("memory-safe") {
+                mstore(add(add(bad, 0x20), at), value)
+            }
+            bytes memory reason;
+            (ok, reason) = address(harness).staticcall(bad);
+            vm.assertFalse(ok, "dirty field reverts");
+            vm.assertEq(reason.length, 0, "without data");
+        }
+    }
+
     function test_vectors_structHashAndDigestMatchIntentHash() public view {
         uint256 n = _vectorCount();
         for (uint256 i; i < n; ++i) {

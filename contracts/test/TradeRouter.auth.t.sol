@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 
 import {ITradeRouter} from "../src/interfaces/ITradeRouter.sol";
@@ -823,5 +824,45 @@ contract TradeRouterAuthTest is Fixture {
         _useContractSigner();
         Req memory q = _req(Kind.Add);
         _checkMalformed(q, "", 2);
+    }
+
+    // ------------------------------------------------------------------ who gates a sale
+
+    /// @dev A sale's tokens are redeemed from the vault by the venue, not paid out by the vault: the
+    ///      vault's ROUTER_ROLE gates buys only. Revoking it stops an open; setUp's position's stop still fires.
+    function test_vaultRouterRole_gatesBuysNotSales() public {
+        bytes32 role = vault.ROUTER_ROLE();
+        vm.prank(admin);
+        vault.revokeRole(role, address(router));
+
+        ITradeRouter.ExitRule[] memory exits = _defaultLadder();
+        ITradeRouter.OpenPosition memory p = _openIntent(address(aapl), 1_000e6, exits);
+        bytes memory sig = _sign(p, AGENT_KEY);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, address(router), role)
+        );
+        router.openPosition(p, exits, sig);
+
+        _setPrice(address(nvda), _priceAtPnl(positionId, -1_200));
+        vm.prank(keeper);
+        router.executeExit(positionId, exits);
+        vm.assertFalse(router.position(positionId).open, "the stop fired");
+    }
+
+    /// @dev What stops sales: the router's TRADER_ROLE on the venue (or pausing the router).
+    function test_venueTraderRole_gatesSales() public {
+        bytes32 role = venue.TRADER_ROLE();
+        vm.prank(admin);
+        venue.revokeRole(role, address(router));
+        _setPrice(address(nvda), _priceAtPnl(positionId, -1_200));
+        uint256 held = nvda.balanceOf(address(vault));
+
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, address(router), role)
+        );
+        vm.prank(keeper);
+        router.executeExit(positionId, _defaultLadder());
+        vm.assertTrue(router.position(positionId).open, "still open");
+        vm.assertEq(nvda.balanceOf(address(vault)), held, "nothing redeemed");
     }
 }

@@ -411,6 +411,35 @@ contract TradeRouterBatchTest is BatchOracle {
         vm.assertTrue(router.position(positionId).open, "half left");
     }
 
+    /// @dev A rule field outside its type (exitBps past uint16) cannot be read: the batch reverts whole
+    ///      and nothing fires. The router forwards the rules to the item as they are and the item's
+    ///      ladder hash rejects them (without data, so the batch fails as an item starved of gas would).
+    ///      The same bytes with the field clean fire the stop.
+    function test_executeExits_ruleFieldOutsideItsType_revertsTheBatch() public {
+        _setPrice(address(nvda), _priceAtPnl(positionId, -1_200));
+        ITradeRouter.ExitCall[] memory items = new ITradeRouter.ExitCall[](1);
+        items[0] = BatchItems.exit(positionId, _defaultLadder());
+        bytes memory clean = abi.encodeCall(ITradeRouter.executeExits, (items));
+        bytes memory dirty = bytes.concat(clean);
+        // after the selector: array offset, length, item offset, positionId, exits offset, exits length,
+        // then rule 0: triggerType, triggerBps, exitBps (word 8)
+        uint256 at = 0x20 + 4 + 32 * 8;
+        uint256 word;
+        assembly ("memory-safe") {
+            word := mload(add(clean, at))
+            mstore(add(dirty, at), 0x10000)
+        }
+        vm.assertEq(word, 5_000, "rule 0's exitBps");
+
+        (bool ok,) = address(router).call{gas: 2_000_000}(dirty);
+        vm.assertFalse(ok, "the batch reverts");
+        vm.assertTrue(router.position(positionId).open, "nothing fired");
+
+        (ok,) = address(router).call{gas: 2_000_000}(clean);
+        vm.assertTrue(ok, "the clean batch runs");
+        vm.assertFalse(router.position(positionId).open, "and fires the stop");
+    }
+
     function _updateLadderFor(uint256 id, uint256 pid, ITradeRouter.ExitRule[] memory exits) internal {
         ITradeRouter.UpdateExitLadder memory p = _ladderIntent(pid, exits);
         p.agentId = id;

@@ -169,6 +169,9 @@ interface ITradeRouter {
     error SlippageExceeded(uint256 amountIn, uint256 amountOut, uint256 oraclePrice, uint256 maxSlippageBps);
     /// @notice The fill is below the signed absolute floor (`minTokenOut` / `minUsdcOut`).
     error MinOutputNotMet(uint256 amountOut, uint256 minAmountOut);
+    /// @notice A sale took `taken` of the vault's tokens, more than the `tokensIn` sold (a faulty or
+    ///         hostile venue: it takes the tokens from the vault itself).
+    error VenueOverdrew(address token, uint256 taken, uint256 tokensIn);
     error OraclePriceStale(address token, uint256 updatedAt, uint256 maxPriceAge);
     /// @notice SPEC §5.6. An open or add while the token's market status is not in the track's sessions;
     ///         an exit on a track that holds exits (`ExitsWhenClosed.Hold`) while the status now, or the

@@ -2,7 +2,8 @@
 pragma solidity 0.8.30;
 
 /// @title IVault
-/// @notice Holds one vault's USDC and equity tokens. Only the router moves them.
+/// @notice Holds one vault's USDC and equity tokens. Only the router moves them out, except the tokens
+///         a sale sells, which their issuer (the venue) redeems from the vault at the router's call.
 interface IVault {
     event Withdrawn(address indexed to, uint256 amount);
 

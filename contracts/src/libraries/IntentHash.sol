@@ -28,12 +28,33 @@ library IntentHash {
     }
 
     /// @notice keccak256 of the concatenated rule hashes: how EIP-712 encodes an `ExitRule[]` member.
-    function hash(ITradeRouter.ExitRule[] calldata rules) internal pure returns (bytes32) {
-        bytes32[] memory hashes = new bytes32[](rules.length);
-        for (uint256 i; i < rules.length; ++i) {
-            hashes[i] = hash(rules[i]);
+    /// @dev    `hash(rule)` for each rule, written out: every exit, open and ladder update hashes its
+    ///         ladder, and the generated code (a memory struct encoded per rule, the hashes copied once
+    ///         more to be packed) cost ~1.2k per rule. Works in memory past the free pointer, which it
+    ///         leaves where it was. A field outside its type (a uint8 / uint16 with high bits, an
+    ///         int32 not sign-extended) reverts without data, as the generated calldata checks do.
+    function hash(ITradeRouter.ExitRule[] calldata rules) internal pure returns (bytes32 result) {
+        bytes32 typeHash = EXIT_RULE_TYPEHASH;
+        assembly ("memory-safe") {
+            let rule := mload(0x40) // typehash and the rule's three fields: 4 words
+            let hashes := add(rule, 0x80)
+            let n := rules.length
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                let at := add(rules.offset, mul(i, 0x60))
+                let triggerType := calldataload(at)
+                let triggerBps := calldataload(add(at, 0x20))
+                let exitBps := calldataload(add(at, 0x40))
+                if or(or(gt(triggerType, 0xff), gt(exitBps, 0xffff)), iszero(eq(triggerBps, signextend(3, triggerBps)))) {
+                    revert(0, 0)
+                }
+                mstore(rule, typeHash)
+                mstore(add(rule, 0x20), triggerType)
+                mstore(add(rule, 0x40), triggerBps)
+                mstore(add(rule, 0x60), exitBps)
+                mstore(add(hashes, mul(i, 0x20)), keccak256(rule, 0x80))
+            }
+            result := keccak256(hashes, mul(n, 0x20))
         }
-        return keccak256(abi.encodePacked(hashes));
     }
 
     function hash(ITradeRouter.OpenPosition calldata p) internal pure returns (bytes32) {

@@ -13,10 +13,12 @@ import {EquityToken} from "../tokens/EquityToken.sol";
 
 /// @title OraclePriceVenue
 /// @notice The local execution venue: fills at the oracle price ± `spreadBps`, minting equity tokens
-///         on a buy and burning them on a sell, as a tokenized-equity issuer does. Sells are paid from
-///         the USDC that buys left here (plus whatever the operator seeded).
-/// @dev    Trusts its traders (the router) to have transferred the input before calling. Outputs round
-///         down: the venue never pays out more than the price says.
+///         on a buy and redeeming (burning) them from the seller on a sell, as a tokenized-equity
+///         issuer does. Sells are paid from the USDC that buys left here (plus whatever the operator
+///         seeded).
+/// @dev    Trusts its traders (the router) to have transferred a buy's USDC before calling, and to
+///         name as a sale's `from` only an account whose tokens they may sell (the router: the vault).
+///         Outputs round down: the venue never pays out more than the price says.
 contract OraclePriceVenue is IExecutionVenue, AccessControl {
     using SafeERC20 for IERC20;
 
@@ -57,16 +59,20 @@ contract OraclePriceVenue is IExecutionVenue, AccessControl {
     }
 
     /// @inheritdoc IExecutionVenue
-    function sell(address token, uint256 tokensIn, address recipient)
+    function sell(address token, uint256 tokensIn, address from, address recipient)
         external
         onlyRole(TRADER_ROLE)
         returns (uint256 usdcOut)
     {
         usdcOut = quoteSell(token, tokensIn);
-        EquityToken(token).burn(tokensIn);
-        uint256 available = usdc.balanceOf(address(this));
-        if (available < usdcOut) revert InsufficientLiquidity(available, usdcOut);
-        usdc.safeTransfer(recipient, usdcOut);
+        EquityToken(token).redeem(from, tokensIn);
+        // Paid first, the liquidity read only when the payment fails: a balance read on every sale
+        // costs more than the rare failure's second attempt.
+        if (!usdc.trySafeTransfer(recipient, usdcOut)) {
+            uint256 available = usdc.balanceOf(address(this));
+            if (available < usdcOut) revert InsufficientLiquidity(available, usdcOut);
+            usdc.safeTransfer(recipient, usdcOut); // failed for another reason: revert as USDC does
+        }
     }
 
     /// @inheritdoc IExecutionVenue

@@ -10,7 +10,8 @@ import {Reentrant} from "./Reentrant.sol";
 /// @notice An execution venue that calls back mid-fill: it has received the vault's input and not
 ///         yet delivered the output (the router has not written its books) when it makes its armed
 ///         call. It fills through `inner`, and may also lie: deliver only `deliverBps` of the fill to
-///         the recipient (keeping the rest) while reporting `reportBps` of it as the amount sent.
+///         the recipient (keeping the rest) while reporting `reportBps` of it as the amount sent; and,
+///         as a sale takes the tokens from the seller itself, take `takeBps` of the tokens sold.
 /// @dev    The router's venue is immutable and set by its admin, so a hostile venue means a wrong or
 ///         compromised deployment; the tests show what such a venue can still not do.
 contract HostileVenue is IExecutionVenue, Reentrant {
@@ -22,6 +23,7 @@ contract HostileVenue is IExecutionVenue, Reentrant {
     IERC20 public immutable usdc;
     uint256 public deliverBps = BPS;
     uint256 public reportBps = BPS;
+    uint256 public takeBps = BPS;
 
     constructor(IExecutionVenue inner_, IERC20 usdc_) {
         inner = inner_;
@@ -33,6 +35,10 @@ contract HostileVenue is IExecutionVenue, Reentrant {
         reportBps = reportBps_;
     }
 
+    function setTake(uint256 takeBps_) external {
+        takeBps = takeBps_;
+    }
+
     function buy(address token, uint256 usdcIn, address recipient) external returns (uint256) {
         _reenter();
         usdc.safeTransfer(address(inner), usdcIn);
@@ -40,11 +46,11 @@ contract HostileVenue is IExecutionVenue, Reentrant {
         return _pass(IERC20(token), inner.buy(token, usdcIn, address(this)), recipient);
     }
 
-    function sell(address token, uint256 tokensIn, address recipient) external returns (uint256) {
+    function sell(address token, uint256 tokensIn, address from, address recipient) external returns (uint256) {
         _reenter();
-        IERC20(token).safeTransfer(address(inner), tokensIn);
-        if (!_lying()) return inner.sell(token, tokensIn, recipient);
-        return _pass(usdc, inner.sell(token, tokensIn, address(this)), recipient);
+        uint256 taken = tokensIn * takeBps / BPS;
+        if (!_lying()) return inner.sell(token, taken, from, recipient);
+        return _pass(usdc, inner.sell(token, taken, from, address(this)), recipient);
     }
 
     function quoteBuy(address token, uint256 usdcIn) external view returns (uint256) {

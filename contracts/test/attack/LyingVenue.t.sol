@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {ITradeRouter} from "../../src/interfaces/ITradeRouter.sol";
+import {BatchItems} from "../utils/BatchItems.sol";
 import {HostileFixture} from "./HostileFixture.sol";
 
 /// @notice A venue that lies about its fills: it reports one amount and delivers another. One vault
@@ -9,7 +10,8 @@ import {HostileFixture} from "./HostileFixture.sol";
 ///         received would, when sold, be paid out of another agent's position. The router books what
 ///         reached the vault (its balance before and after the venue's call), so a venue can take only
 ///         what a trade gives it, the slippage bounds judge the real fill, and the vault always holds
-///         every open position.
+///         every open position. A sale's venue takes the tokens from the vault itself (it redeems them
+///         as their issuer), so the router also checks that it took no more than it sold.
 contract LyingVenueTest is HostileFixture {
     uint256 internal otherAgentId;
     uint256 internal otherPosition; // the other agent's NVDA, in the same vault
@@ -115,6 +117,74 @@ contract LyingVenueTest is HostileFixture {
             nvda.balanceOf(address(vault)),
             router.position(otherPosition).size,
             "the other agent's tokens are all there"
+        );
+    }
+
+    /// @dev A venue that takes twice the tokens sold would take the other agent's: the sale reverts.
+    function test_exit_overdrawing_reverts() public {
+        uint256 positionId = _openAt(-1_200);
+        uint256 size = router.position(positionId).size;
+        hVenue.setTake(20_000);
+
+        vm.expectRevert(abi.encodeWithSelector(ITradeRouter.VenueOverdrew.selector, address(nvda), 2 * size, size));
+        vm.prank(keeper);
+        router.executeExit(positionId, _defaultLadder());
+        vm.assertTrue(router.position(positionId).open, "still open");
+        _assertVaultHoldsEveryPosition();
+    }
+
+    /// @dev 0.01% too many is too many.
+    function test_reduce_overdrawing_reverts() public {
+        uint256 positionId = _open(1_000e6);
+        uint256 half = router.position(positionId).size / 2;
+        hVenue.setTake(10_001);
+        uint256 taken = half * 10_001 / 10_000;
+        vm.assertGt(taken, half, "the venue takes more");
+        ITradeRouter.ReducePosition memory r = _reduceIntent(positionId, half);
+        bytes memory sig = _sign(r, AGENT_KEY);
+
+        vm.expectRevert(abi.encodeWithSelector(ITradeRouter.VenueOverdrew.selector, address(nvda), taken, half));
+        router.reducePosition(r, sig);
+        _assertVaultHoldsEveryPosition();
+    }
+
+    /// @dev In a batch the overdrawing sale fails alone, reported as the item's reason.
+    function test_exits_overdrawing_skipsTheItem() public {
+        uint256 positionId = _openAt(-1_200);
+        uint256 size = router.position(positionId).size;
+        hVenue.setTake(15_000);
+        ITradeRouter.ExitCall[] memory items = new ITradeRouter.ExitCall[](1);
+        items[0] = BatchItems.exit(positionId, _defaultLadder());
+
+        vm.prank(keeper);
+        bytes[] memory results = router.executeExits(items);
+
+        vm.assertEq(
+            results[0],
+            abi.encodeWithSelector(ITradeRouter.VenueOverdrew.selector, address(nvda), size * 15_000 / 10_000, size),
+            "skipped: the venue overdrew"
+        );
+        vm.assertTrue(router.position(positionId).open, "still open");
+        _assertVaultHoldsEveryPosition();
+    }
+
+    /// @dev A venue that takes fewer tokens than sold pays for what it took: the proceeds booked are
+    ///      what arrived, the position is closed, and the tokens left behind stay with the vault.
+    function test_exit_underTaking_leavesTheRestWithTheVault() public {
+        uint256 positionId = _openAt(-1_200);
+        uint256 size = router.position(positionId).size;
+        hVenue.setTake(5_000);
+        uint256 proceeds = venue.quoteSell(address(nvda), size / 2);
+
+        vm.prank(keeper);
+        router.executeExit(positionId, _defaultLadder());
+
+        vm.assertFalse(router.position(positionId).open, "closed");
+        vm.assertEq(router.agentState(agentId).realizedPnlToday, int256(proceeds) - 1_000e6, "booked what arrived");
+        vm.assertEq(
+            nvda.balanceOf(address(vault)),
+            router.position(otherPosition).size + size - size / 2,
+            "the untaken half stays in the vault"
         );
     }
 }

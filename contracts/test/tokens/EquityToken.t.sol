@@ -78,6 +78,54 @@ contract EquityTokenTest is TestBase {
         vm.assertEq(token.allowance(holder, stranger), 0, "allowance spent");
     }
 
+    function test_redeem_minterBurnsFromHolderWithoutAllowance() public {
+        vm.prank(minter);
+        token.mint(holder, 3e18);
+        vm.prank(minter);
+        token.redeem(holder, 1e18);
+        vm.assertEq(token.balanceOf(holder), 2e18, "balance");
+        vm.assertEq(token.totalSupply(), 2e18, "supply");
+        vm.assertEq(token.allowance(holder, minter), 0, "no allowance needed");
+    }
+
+    function test_redeem_revertsBeyondBalance() public {
+        vm.prank(minter);
+        token.mint(holder, 1e18);
+        vm.expectRevert(abi.encodeWithSelector(IERC20Errors.ERC20InsufficientBalance.selector, holder, 1e18, 1e18 + 1));
+        vm.prank(minter);
+        token.redeem(holder, 1e18 + 1);
+    }
+
+    /// @dev Burning a holder's tokens without its allowance is the issuer's alone: not a stranger, not
+    ///      the holder (it has `burn`), not the deployer, not even with the holder's full allowance.
+    function test_redeem_revertsWithNotMinterForOthers() public {
+        vm.prank(minter);
+        token.mint(holder, 1e18);
+        vm.prank(holder);
+        token.approve(stranger, type(uint256).max);
+
+        vm.expectRevert(abi.encodeWithSelector(EquityToken.NotMinter.selector, stranger));
+        vm.prank(stranger);
+        token.redeem(holder, 1);
+        vm.expectRevert(abi.encodeWithSelector(EquityToken.NotMinter.selector, holder));
+        vm.prank(holder);
+        token.redeem(holder, 1);
+        vm.expectRevert(abi.encodeWithSelector(EquityToken.NotMinter.selector, address(this)));
+        token.redeem(holder, 1);
+        vm.assertEq(token.balanceOf(holder), 1e18, "the holder keeps its tokens");
+    }
+
+    function testFuzz_redeem_onlyMinter(address caller, uint256 amount) public {
+        vm.assume(caller != minter);
+        vm.prank(minter);
+        token.mint(holder, 1e18);
+        amount = bound(amount, 0, 1e18);
+        vm.expectRevert(abi.encodeWithSelector(EquityToken.NotMinter.selector, caller));
+        vm.prank(caller);
+        token.redeem(holder, amount);
+        vm.assertEq(token.balanceOf(holder), 1e18, "the holder keeps its tokens");
+    }
+
     function testFuzz_mint_onlyMinter(address caller, uint256 amount) public {
         vm.assume(caller != minter);
         vm.expectRevert(abi.encodeWithSelector(EquityToken.NotMinter.selector, caller));

@@ -18,6 +18,7 @@ contract OraclePriceVenueTest is Fixture {
 
     address internal trader = address(0x7AD3);
     address internal recipient = address(0xCAFE);
+    address internal seller = address(0x5E11); // holds the tokens a sale redeems (the vault, in the system)
 
     function setUp() public override {
         super.setUp();
@@ -36,12 +37,12 @@ contract OraclePriceVenueTest is Fixture {
         return tokensIn * price * (BPS - spread) / (SCALE * BPS);
     }
 
-    /// @dev The venue burns what it redeems from its own balance: the trader sends the tokens first.
-    function _sendToVenue(uint256 tokens) internal {
+    /// @dev A sale redeems the tokens from `from` itself: the seller only has to hold them.
+    function _giveSeller(uint256 tokens) internal {
         vm.prank(trader);
         venue.buy(address(nvda), 1_000_000e6, trader);
         vm.prank(trader);
-        IERC20(address(nvda)).transfer(address(venue), tokens);
+        IERC20(address(nvda)).transfer(seller, tokens);
     }
 
     // ------------------------------------------------------------------ access
@@ -63,15 +64,40 @@ contract OraclePriceVenueTest is Fixture {
         venue.buy(address(nvda), 100e6, admin);
     }
 
+    /// @dev `from` is any holder: only a trader (the router) may make the venue redeem from it.
     function test_sell_revertsForNonTrader() public {
-        _sendToVenue(1e18);
+        _giveSeller(1e18);
         address stranger = address(0xBAD);
         bytes32 role = venue.TRADER_ROLE();
         vm.expectRevert(
             abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, role)
         );
         vm.prank(stranger);
-        venue.sell(address(nvda), 1e18, stranger);
+        venue.sell(address(nvda), 1e18, seller, stranger);
+        vm.assertEq(nvda.balanceOf(seller), 1e18, "the holder keeps its tokens");
+    }
+
+    /// @dev Not even the holder itself, nor the admin: selling from a holder is the traders' alone.
+    function test_sell_revertsForHolderAndAdmin() public {
+        _giveSeller(1e18);
+        bytes32 role = venue.TRADER_ROLE();
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, seller, role));
+        vm.prank(seller);
+        venue.sell(address(nvda), 1e18, seller, seller);
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, admin, role));
+        vm.prank(admin);
+        venue.sell(address(nvda), 1e18, seller, admin);
+        vm.assertEq(nvda.balanceOf(seller), 1e18, "the holder keeps its tokens");
+    }
+
+    function testFuzz_sell_onlyTraders(address caller) public {
+        vm.assume(caller != trader && caller != address(router));
+        _giveSeller(1e18);
+        bytes32 role = venue.TRADER_ROLE();
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, caller, role));
+        vm.prank(caller);
+        venue.sell(address(nvda), 1e18, seller, caller);
+        vm.assertEq(nvda.balanceOf(seller), 1e18, "the holder keeps its tokens");
     }
 
     function test_routerHoldsTraderRole() public view {
@@ -87,27 +113,30 @@ contract OraclePriceVenueTest is Fixture {
         vm.assertEq(nvda.balanceOf(trader), 0, "nothing to the trader");
     }
 
-    function test_sell_traderBurnsAndPaysRecipient() public {
-        _sendToVenue(2e18);
+    function test_sell_traderRedeemsFromSellerAndPaysRecipient() public {
+        _giveSeller(3e18);
         uint256 supply = nvda.totalSupply();
         uint256 liquidity = usdc.balanceOf(address(venue));
         uint256 expected = _expectedSell(2e18, NVDA_PRICE, SPREAD_BPS);
         vm.prank(trader);
-        uint256 out = venue.sell(address(nvda), 2e18, recipient);
+        uint256 out = venue.sell(address(nvda), 2e18, seller, recipient);
         vm.assertEq(out, expected, "usdcOut");
         vm.assertEq(usdc.balanceOf(recipient), expected, "paid to recipient");
         vm.assertEq(usdc.balanceOf(address(venue)), liquidity - expected, "paid from liquidity");
+        vm.assertEq(nvda.balanceOf(seller), 1e18, "redeemed from the seller, no allowance");
+        vm.assertEq(nvda.allowance(seller, address(venue)), 0, "none given");
         vm.assertEq(nvda.totalSupply(), supply - 2e18, "burned");
         vm.assertEq(nvda.balanceOf(address(venue)), 0, "venue keeps no tokens");
     }
 
-    function test_sell_revertsWhenVenueDoesNotHoldTheTokens() public {
-        // Nothing was transferred in: the burn fails, nothing is paid.
+    function test_sell_revertsWhenSellerDoesNotHoldTheTokens() public {
+        _giveSeller(1e18 - 1);
+        // The redemption fails, nothing is paid.
         vm.prank(trader);
         vm.expectRevert(
-            abi.encodeWithSelector(IERC20Errors.ERC20InsufficientBalance.selector, address(venue), 0, 1e18)
+            abi.encodeWithSelector(IERC20Errors.ERC20InsufficientBalance.selector, seller, 1e18 - 1, 1e18)
         );
-        venue.sell(address(nvda), 1e18, recipient);
+        venue.sell(address(nvda), 1e18, seller, recipient);
         vm.assertEq(usdc.balanceOf(recipient), 0, "nothing paid");
     }
 
@@ -214,7 +243,7 @@ contract OraclePriceVenueTest is Fixture {
         vm.prank(trader);
         uint256 tokens = venue.buy(address(nvda), usdcIn, address(venue));
         vm.prank(trader);
-        uint256 back = venue.sell(address(nvda), tokens, recipient);
+        uint256 back = venue.sell(address(nvda), tokens, address(venue), recipient);
         vm.assertLe(back, usdcIn, "round trip never profits the trader");
     }
 
@@ -233,7 +262,17 @@ contract OraclePriceVenueTest is Fixture {
         uint256 needed = _expectedSell(tokens, NVDA_PRICE, SPREAD_BPS);
         vm.expectRevert(abi.encodeWithSelector(OraclePriceVenue.InsufficientLiquidity.selector, 0, needed));
         vm.prank(trader);
-        dry.sell(address(token), tokens, recipient);
+        dry.sell(address(token), tokens, address(dry), recipient);
+    }
+
+    /// @dev The venue pays before it looks at its liquidity: a payment that fails with the liquidity
+    ///      there is USDC's own failure, passed on as USDC reports it.
+    function test_sell_failedPaymentWithLiquidity_revertsAsUsdc() public {
+        _giveSeller(1e18);
+        vm.expectRevert(abi.encodeWithSelector(IERC20Errors.ERC20InvalidReceiver.selector, address(0)));
+        vm.prank(trader);
+        venue.sell(address(nvda), 1e18, seller, address(0));
+        vm.assertEq(nvda.balanceOf(seller), 1e18, "nothing redeemed");
     }
 
     function test_sell_paysExactlyAllLiquidity() public {
@@ -250,7 +289,7 @@ contract OraclePriceVenueTest is Fixture {
         uint256 tokens = dry.buy(address(token), 100e6, address(dry));
         vm.assertEq(tokens, 1e18, "one share");
         vm.prank(trader);
-        vm.assertEq(dry.sell(address(token), tokens, recipient), 100e6, "all of it");
+        vm.assertEq(dry.sell(address(token), tokens, address(dry), recipient), 100e6, "all of it");
         vm.assertEq(usdc.balanceOf(address(dry)), 0, "dry now");
     }
 
