@@ -251,6 +251,13 @@ def burst_figures(b: burstbench.BurstResult) -> list[Figure]:
             f"({b.relayer_cpu_s / max(1, s.sent) * 1000:.0f} ms per intent), Anvil {b.anvil_cpu_s:.1f} s, "
             f"clients {b.client_cpu_s:.1f} s"
             + (f", PostgreSQL {b.database_cpu_s:.1f} s" if c.db == "postgres" else "")
+            + (
+                " (relayer: engine "
+                + f"{b.role_cpu_s.get('engine', 0.0) / max(1, s.sent) * 1000:.1f} ms, API processes "
+                + f"{b.role_cpu_s.get('api', 0.0) / max(1, s.sent) * 1000:.1f} ms per intent)"
+                if b.role_cpu_s
+                else ""
+            )
             + f"; {mining}; {relayer_shape(c.db, c.api_processes)}",
             f"≥ {GOAL_BURST_RATE:g}/s",
             s.rate >= GOAL_BURST_RATE and s.ok == s.sent,

@@ -196,6 +196,7 @@ class BurstResult:
     client_cpu_s: float
     window_s: float  # first quote → last answer or last open seen, whichever is later (the CPU window)
     database_cpu_s: float = 0.0  # PostgreSQL's server processes (0 on SQLite: in the relayer's process)
+    role_cpu_s: dict[str, float] = field(default_factory=dict)  # `--api-processes`: engine, api (all)
     wall_s: float = 0.0
     profile: Profile | None = field(default=None)
 
@@ -236,6 +237,7 @@ def run_burst(config: BurstConfig, progress: Progress, spy: Spy | None = None) -
             watcher.start()
             anvil_pid = chain.anvil.process.pid if chain.anvil.process else None
             cpu0 = [0.0, 0.0, 0.0]
+            roles0: dict[str, float] = {}
             finish: list[Callable[[], None]] = []
 
             def on_start() -> None:  # CPU counted from the release of the clients, not their start-up
@@ -244,6 +246,7 @@ def run_burst(config: BurstConfig, progress: Progress, spy: Spy | None = None) -
                     load.process_cpu_s(anvil_pid) if anvil_pid else 0.0,
                     load.named_cpu_s("postgres") if config.db == "postgres" else 0.0,
                 ]
+                roles0.update(load.role_cpu_s(server.pid))
                 if spy is not None:
                     finish.append(spy(server.pid))
 
@@ -266,6 +269,7 @@ def run_burst(config: BurstConfig, progress: Progress, spy: Spy | None = None) -
                 (load.process_cpu_s(anvil_pid) - cpu0[1]) if anvil_pid else 0.0,
                 (load.named_cpu_s("postgres") - cpu0[2]) if config.db == "postgres" else 0.0,
             )
+            roles = {r: c - roles0.get(r, 0.0) for r, c in load.role_cpu_s(server.pid).items()}
         started = min(a["start"] for a in answers)
         opened = [s for k, s in watcher.seen.items() if k in ok_agents]
         stray = [k for k in watcher.seen if k not in agent_ids]
@@ -286,6 +290,7 @@ def run_burst(config: BurstConfig, progress: Progress, spy: Spy | None = None) -
             anvil_cpu_s=cpu[1],
             client_cpu_s=client_cpu,
             database_cpu_s=cpu[2],
+            role_cpu_s=roles,
             window_s=max(last_end, last_seen or last_end) - started,
             wall_s=time.perf_counter() - began,
         )

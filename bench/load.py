@@ -117,6 +117,23 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def role_cpu_s(pid: int) -> dict[str, float]:
+    """CPU of a supervisor's live children by role (`python -m relayer.supervisor ROLE …`)."""
+    out: dict[str, float] = {}
+    for p, parent, _n, c in _processes():
+        if parent != pid:
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"relayer.supervisor" in argv:
+            role = argv[argv.index(b"relayer.supervisor") + 1].decode()
+            out[role] = out.get(role, 0.0) + c
+    return out
+
+
 def named_cpu_s(name: str) -> float:
     """CPU of every live process with this command name (e.g. the PostgreSQL server's backends; those
     that exited meanwhile are not counted)."""

@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(default=10.0, gt=0)
     keepalive_timeout_s: float = Field(default=5.0, ge=1)
     max_connections: int | None = Field(default=None, ge=1)
+    # Worker threads for the API's blocking routes (a submit holds one while it waits for its outcome).
+    api_threads: int = Field(default=256, ge=8, le=4096)
     # Open SSE streams: in total, and per client address (429 rate_limited beyond).
     max_streams: int = Field(default=1_000, ge=1)
     max_streams_per_client: int = Field(default=8, ge=1)

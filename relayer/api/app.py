@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
@@ -19,11 +22,20 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(services: Services) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # A submit waits for its outcome in a worker thread (up to its `Prefer: wait`). With anyio's
+        # default of 40 threads, the 41st concurrent submit, and every blocking read behind it, queued
+        # until a waiting submit was answered. A waiting thread costs no CPU.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = services.settings.api_threads
+        yield
+
     app = FastAPI(
         title="AlphaGrid relayer",
         version="1",
         description="Quote, verify and relay EIP-712 trading intents to the AlphaGrid TradeRouter.",
         generate_unique_id_function=operation_id,
+        lifespan=lifespan,
     )
     app.state.services = services
     errors.install(app)
