@@ -815,7 +815,15 @@ def peaks_section(
                 if c.db == "postgres"
                 else ""
             )
-            + f"the client processes {burst.client_cpu_s:.1f} s (start-up included).",
+            + f"the client processes {burst.client_cpu_s:.1f} s (start-up included)."
+            + (
+                " Where a submit's time went (p50 / p90, the relayer's status history against the "
+                "clients' clocks): "
+                + "; ".join(f"{k} {fmt_ms(p50)} / {fmt_ms(p90)}" for k, (p50, p90) in burst.phases.items())
+                + "."
+                if burst.phases
+                else ""
+            ),
         ]
     if gap is not None:
         lines += [

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
 from bench import load
 from bench.onchain import POSITION_OPENED, LogWatcher
 from bench.profile import Profile, finish_recording, start_recording
@@ -41,6 +43,8 @@ from bench.stack import Chain, DbKind, fresh_chain, fresh_database
 from relayer.chain.anvil import free_port
 from relayer.domain.ladder import exits_to_json
 from relayer.eip712 import ExitRule, TriggerType
+from relayer.store.db import make_engine
+from relayer.store.models import Intent, IntentStatus
 
 REPO = Path(__file__).resolve().parent.parent
 SYMBOLS = ("NVDA", "AAPL", "TSLA", "MSFT", "SPY")
@@ -197,6 +201,7 @@ class BurstResult:
     window_s: float  # first quote → last answer or last open seen, whichever is later (the CPU window)
     database_cpu_s: float = 0.0  # PostgreSQL's server processes (0 on SQLite: in the relayer's process)
     role_cpu_s: dict[str, float] = field(default_factory=dict)  # `--api-processes`: engine, api (all)
+    phases: dict[str, tuple[float, float]] = field(default_factory=dict)  # `submit_phases`
     wall_s: float = 0.0
     profile: Profile | None = field(default=None)
 
@@ -270,6 +275,7 @@ def run_burst(config: BurstConfig, progress: Progress, spy: Spy | None = None) -
                 (load.named_cpu_s("postgres") - cpu0[2]) if config.db == "postgres" else 0.0,
             )
             roles = {r: c - roles0.get(r, 0.0) for r, c in load.role_cpu_s(server.pid).items()}
+            phases = submit_phases(database_url, answers)
         started = min(a["start"] for a in answers)
         opened = [s for k, s in watcher.seen.items() if k in ok_agents]
         stray = [k for k in watcher.seen if k not in agent_ids]
@@ -291,9 +297,43 @@ def run_burst(config: BurstConfig, progress: Progress, spy: Spy | None = None) -
             client_cpu_s=client_cpu,
             database_cpu_s=cpu[2],
             role_cpu_s=roles,
+            phases=phases,
             window_s=max(last_end, last_seen or last_end) - started,
             wall_s=time.perf_counter() - began,
         )
+
+
+PHASES = ("posted → recorded", "recorded → sent", "sent → confirmed", "confirmed → answered")
+
+
+def submit_phases(database_url: str, answers: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Where a 2xx submit's time went, p50 and p90 in ms: from the client's post to the intent recorded
+    `received`, to `submitted` (its transaction recorded), to `confirmed`, and to the client's answer —
+    the relayer's own status history against the clients' clocks (one machine, one clock)."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Intent.agent_id, IntentStatus.status, func.min(IntentStatus.at))
+                .join(IntentStatus, IntentStatus.intent_id == Intent.id)
+                .group_by(Intent.agent_id, IntentStatus.status)
+            ).all()
+    finally:
+        engine.dispose()
+    times: dict[int, dict[str, float]] = {}
+    for agent, status, at in rows:
+        times.setdefault(int(agent), {})[str(status)] = at.timestamp()
+    spans: dict[str, list[float]] = {name: [] for name in PHASES}
+    for a in answers:
+        t = times.get(a["agent"], {})
+        if not 200 <= a["code"] < 300 or a.get("submit") is None or "confirmed" not in t:
+            continue
+        marks = (a["submit"], t["received"], t["submitted"], t["confirmed"], a["end"])
+        for name, begin, end in zip(PHASES, marks, marks[1:], strict=False):
+            spans[name].append((end - begin) * 1000)
+    return {
+        name: (percentile(values, 0.5), percentile(values, 0.9)) for name, values in spans.items() if values
+    }
 
 
 def profile_burst(config: BurstConfig, out: Path, seconds: float, progress: Progress) -> Profile:

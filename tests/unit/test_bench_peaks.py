@@ -5,6 +5,8 @@ tally against a scripted JSON-RPC provider, the client's answer labels, and the 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,6 +16,9 @@ import pytest
 from bench import burst, gapdown, onchain
 from bench.__main__ import burst_figures, gapdown_figures, single_figure
 from bench.burst_client import _label
+from relayer.store.db import make_engine, make_session_factory
+from relayer.store.migrate import upgrade
+from relayer.store.models import Intent, IntentStatus
 
 
 def test_split_is_round_robin_and_covers_every_item_once() -> None:
@@ -193,3 +198,34 @@ def test_gapdown_and_single_figures() -> None:
     assert missing.met is False and missing.value == "990/1,000 closed"
     s = burst.summarise([_answer(0, 0.01, 0.1, 201, "201 confirmed")])
     assert single_figure(burst.SingleResult(1, s, 1.0, 2.0)).met is None  # compared by hand, before/after
+
+
+# ---------------------------------------------------------------------- where a submit's time went
+
+
+def test_submit_phases_read_the_status_history_against_the_clients_clock(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'phases.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    t0 = 1_800_000_000.0
+    with make_session_factory(engine).begin() as session:
+        for agent, offsets in ((1, (0.1, 0.3, 0.4)), (2, (0.2, 0.5, 0.7))):
+            row = Intent(
+                agent_id=agent, primary_type="OpenPosition", nonce=0, digest=f"0x{agent:064x}",
+                request={}, message={}, signature="0x", status="confirmed",
+            )
+            session.add(row)
+            session.flush()
+            for status, dt in zip(("received", "submitted", "confirmed"), offsets, strict=True):
+                at = datetime.fromtimestamp(t0 + dt, UTC)
+                session.add(IntentStatus(intent_id=row.id, status=status, at=at))
+    engine.dispose()
+    answers = [
+        {"agent": 1, "code": 201, "submit": t0, "end": t0 + 0.5},
+        {"agent": 2, "code": 201, "submit": t0, "end": t0 + 1.0},
+        {"agent": 3, "code": 429, "submit": t0, "end": t0 + 0.1},  # refused: no phases
+    ]
+    phases = burst.submit_phases(url, answers)
+    assert list(phases) == list(burst.PHASES)
+    assert [round(p50) for p50, _p90 in phases.values()] == [100, 200, 100, 100]
+    assert [round(p90) for _p50, p90 in phases.values()] == [200, 300, 200, 300]
