@@ -126,10 +126,13 @@ class Services:
             self.keeper_jobs.start()
 
     def _listen(self, signals: Signals) -> None:
-        for kind in (Signal.RECEIVED, Signal.SENT, Signal.FINAL):
+        """The engine hears new intents; an API process hears what its waiting submits wait for."""
+        heard = (Signal.SENT, Signal.FINAL) if self.role is Role.API else (Signal.RECEIVED,)
+        for kind in heard:
             signals.on(kind, functools.partial(self.intents.signalled, kind))
+        if self.role is Role.API:
+            signals.on(Signal.INDEXED, lambda _ids: self.indexer.wake())
         signals.on(Signal.SUBSCRIPTIONS, lambda _ids: self.subscriptions.reload())
-        signals.on(Signal.INDEXED, lambda _ids: self.indexer.wake())
         listening = threading.Event()
         self._spawn("signals", lambda: signals.listen(self.stop, ready=listening))
         if not listening.wait(LISTEN_READY_S):
