@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+# Connections one process holds to a server database at most (the same 30 as before, now all kept).
+POOL_SIZE: Final = 30
 
 
 def make_engine(url: str) -> Engine:
@@ -22,7 +25,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # Up to POOL_SIZE connections, all kept: with 10 kept and 20 more opened on demand, each burst of
+    # concurrent submits opened and closed connections (a PostgreSQL backend forked per connect), and
+    # two API processes answered a 1,000-intent burst at 54/s instead of 73/s (bench/results).
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_pre_ping=True)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -169,3 +169,4 @@ def test_signals_need_postgresql(tmp_path: object) -> None:
             Signals(engine)
     finally:
         engine.dispose()
+
