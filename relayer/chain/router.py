@@ -194,11 +194,13 @@ class RouterClient:
                 if int(call["status"], 16) != 1:
                     raise RouterRevertedError(self.decode_revert(output))
                 return Simulation(output, int(call["gasUsed"], 16))
+            # A revert is a call's status, not an error: an error is the node's (no such method, a
+            # hiccup), and this call goes the other way, so that only a revert refuses an intent.
             if self._simulate_v1 is None:
                 self._simulate_v1 = False  # the node has no (usable) eth_simulateV1: eth_call from now on
                 log.info("no eth_simulateV1 on the node (%s): eth_call + eth_estimateGas", response["error"])
             else:
-                raise RouterRevertedError(self.revert_of(response["error"]))
+                log.warning("eth_simulateV1 failed (%s): eth_call + eth_estimateGas", response["error"])
         return Simulation(self.call(data), None)
 
     def gas_needed(self, data: bytes, simulation: Simulation) -> int:
