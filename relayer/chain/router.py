@@ -179,14 +179,17 @@ class RouterClient:
         whole would revert."""
         return calls.batch_results(self.call(data))
 
-    def simulate(self, data: bytes) -> Simulation:
-        """Runs the call once on `latest` and measures its gas in the same run (`eth_simulateV1`),
+    def simulate(self, data: bytes, block: str = "latest") -> Simulation:
+        """Runs the call once on `block` and measures its gas in the same run (`eth_simulateV1`),
         where an eth_call and then an eth_estimateGas (which runs it several times over) would take
         two requests and many runs. A node without eth_simulateV1 gets the eth_call, and
-        `gas_needed` its estimate. Raises RouterRevertedError if the call would revert."""
+        `gas_needed` its estimate. Raises RouterRevertedError if the call would revert.
+
+        `pending` runs it in the next block, at the next block's time, as an estimate does: a
+        transaction that would revert whole (a single call) must not pass on `latest`'s older clock."""
         if self._simulate_v1 is not False:
             request = {"blockStateCalls": [{"calls": [self._tx(data)]}]}
-            response = rpc.request(self.w3, "eth_simulateV1", [request, "latest"])
+            response = rpc.request(self.w3, "eth_simulateV1", [request, block])
             if "error" not in response:
                 self._simulate_v1 = True
                 call = response["result"][0]["calls"][0]
@@ -201,7 +204,7 @@ class RouterClient:
                 log.info("no eth_simulateV1 on the node (%s): eth_call + eth_estimateGas", response["error"])
             else:
                 log.warning("eth_simulateV1 failed (%s): eth_call + eth_estimateGas", response["error"])
-        return Simulation(self.call(data), None)
+        return Simulation(self.call(data, block), None)
 
     def gas_needed(self, data: bytes, simulation: Simulation) -> int:
         """The gas `data` needs (before the caller's margin): from the simulation's measure, else the

@@ -344,7 +344,8 @@ class Dispatcher:
                     c, b = items[0]
                     items = items[:1]
                     data = self.prepare.calldata(b)
-                    gas = self.router.gas_needed(data, self.router.simulate(data))
+                    # Alone it would revert whole: simulated in the next block, as the estimate ran it.
+                    gas = self.router.gas_needed(data, self.router.simulate(data, block="pending"))
                 else:
                     data = calls.execute_intents([self.prepare.batch_item(b) for _c, b in items])
                     simulation = self.router.simulate(data)

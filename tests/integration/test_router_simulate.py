@@ -80,3 +80,22 @@ def test_a_call_that_would_revert_is_a_decoded_revert(api: Api) -> None:
     with pytest.raises(RouterRevertedError) as caught:
         intents.client.simulate(data)
     assert caught.value.revert.name in ("NonceMismatch", "InvalidSignature")
+
+
+def test_pending_runs_at_the_next_blocks_time_where_latest_runs_at_the_last(api: Api) -> None:
+    """The dispatcher simulates a single call (which would revert whole) on `pending`: an intent whose
+    deadline falls between the last block's time and the next block's passes on `latest` only."""
+    agent_id, key = api.agent(0)
+    w3 = api.stack.w3
+    last = w3.eth.get_block("latest")["timestamp"]
+    q = quote(api.client, agent_id, "OpenPosition", symbol="NVDA", usdcAmount="100", exits=LADDER)
+    doc = q.json()
+    doc["typedData"]["message"]["deadline"] = str(last + 50)
+    body = body_from_quote(doc, sign_typed(doc["typedData"], key))
+    intents = api.services.intents
+    data = intents.calldata(intents.built(agent_id, "OpenPosition", body))
+    w3.provider.make_request("evm_setNextBlockTimestamp", [last + 100])  # type: ignore[arg-type]
+    assert intents.client.simulate(data).gas_used is not None  # at the last block's time: fine
+    with pytest.raises(RouterRevertedError) as caught:
+        intents.client.simulate(data, block="pending")
+    assert caught.value.revert.name == "DeadlineExpired"
