@@ -118,19 +118,15 @@ def tree_cpu_s(pid: int) -> float:
 
 
 def role_cpu_s(pid: int) -> dict[str, float]:
-    """CPU of a supervisor's live children by role (`python -m relayer.supervisor ROLE …`)."""
+    """CPU of a supervisor's live children by role (`relayer.supervisor.supervised`)."""
+    from relayer.supervisor import supervised  # here: the load generators importing this stay light
+
     out: dict[str, float] = {}
-    for p, parent, _n, c in _processes():
-        if parent != pid:
-            continue
+    for child, role in supervised(pid).items():
         try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
+            out[str(role)] = out.get(str(role), 0.0) + process_cpu_s(child)
         except OSError:
-            continue
-        if b"relayer.supervisor" in argv:
-            role = argv[argv.index(b"relayer.supervisor") + 1].decode()
-            out[role] = out.get(role, 0.0) + c
+            continue  # gone meanwhile
     return out
 
 

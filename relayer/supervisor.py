@@ -270,6 +270,25 @@ class Supervisor:
             raise RuntimeError(f"the {child.name} process exited with {code} while starting")
 
 
+def supervised(supervisor_pid: int) -> dict[int, Role]:
+    """pid → role of a supervisor's live children, read from /proc (for whoever holds only the
+    supervisor's pid: an operator's tooling, the soak, the tests)."""
+    found: dict[int, Role] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if parent == supervisor_pid and b"relayer.supervisor" in argv[:3]:
+            found[int(entry)] = Role(argv[argv.index(b"relayer.supervisor") + 1].decode())
+    return found
+
+
 def _close_stdin(process: subprocess.Popen[str]) -> None:
     if process.stdin is not None:
         with contextlib.suppress(OSError):

@@ -20,6 +20,7 @@ from typing import IO
 import httpx
 
 from relayer.config import REPO_ROOT
+from relayer.supervisor import supervised
 
 
 class RelayerProcess:
@@ -109,29 +110,10 @@ class RelayerProcess:
         self._log.write(f"\n==== SIGKILL at {time.time():.3f}\n".encode())
         self._log.flush()
 
-    def children(self) -> dict[int, str]:
-        """pid → role of the supervisor's live children."""
-        proc = self._proc
-        found: dict[int, str] = {}
-        if proc is None:
-            return found
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if ppid == proc.pid and b"relayer.supervisor" in argv:
-                found[int(entry)] = argv[argv.index(b"relayer.supervisor") + 1].decode()
-        return found
-
     def kill_child(self, role: str, pick: Callable[[list[int]], int]) -> bool:
         """SIGKILLs one live child of that role (`pick` chooses among their pids); False if none."""
-        pids = sorted(pid for pid, r in self.children().items() if r == role)
+        children = supervised(self._proc.pid) if self._proc is not None else {}
+        pids = sorted(pid for pid, r in children.items() if r == role)
         if not pids:
             return False
         os.kill(pick(pids), signal.SIGKILL)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
@@ -27,6 +25,7 @@ from relayer.manifest import Manifest
 from relayer.service import Services, build_services
 from relayer.store.db import make_engine, make_session_factory
 from relayer.store.migrate import upgrade
+from tests.pg import PG_URL, fresh_schema
 
 
 @dataclass
@@ -67,7 +66,6 @@ def core_of(manifest: Manifest) -> CoreAddresses:
 
 # ---------------------------------------------------------------------- databases
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _pg_available() -> bool:
@@ -87,18 +85,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'relayer.db'}"
         return
-    if not _pg_available():
-        pytest.fail("PostgreSQL at 127.0.0.1:5432 (database test) is required for the test suite")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """PostgreSQL only (what several relayer processes need): a fresh schema, dropped afterwards."""
+    with fresh_schema() as url:
+        yield url
 
 
 @pytest.fixture

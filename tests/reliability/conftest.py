@@ -7,6 +7,7 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures, re-exported f
     api,
     chain,
     db_url,
+    pg_url,
     sessions,
     stack,
 )

@@ -11,41 +11,26 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from relayer.chain.anvil import free_port
+from relayer.service import Role
 from relayer.store.db import make_engine, make_session_factory
 from relayer.store.models import Intent
+from relayer.supervisor import supervised
 from tests.integration.agentkit import body_from_quote, quote, sign_typed
-from tests.integration.conftest import PG_URL
 from tests.integration.test_api_rejections import LADDER
 
 from .harness import Stack
 from .test_crash import nonces_used, wait_for
 
 NO_WAIT = {"Prefer": "wait=0"}
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 class Serve:
@@ -55,23 +40,10 @@ class Serve:
 
     def children(self) -> dict[str, int]:
         """role → pid of the supervisor's live children (`api` roles numbered by pid order)."""
-        found: list[tuple[str, int]] = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if ppid == self.proc.pid and b"relayer.supervisor" in argv:
-                found.append((argv[argv.index(b"relayer.supervisor") + 1].decode(), int(entry)))
-        found.sort()
-        apis = [pid for role, pid in found if role == "api"]
-        out = {f"api-{i}": pid for i, pid in enumerate(sorted(apis))}
-        out |= {role: pid for role, pid in found if role == "engine"}
+        found = supervised(self.proc.pid)
+        apis = sorted(pid for pid, role in found.items() if role is Role.API)
+        out = {f"api-{i}": pid for i, pid in enumerate(apis)}
+        out |= {str(role): pid for pid, role in found.items() if role is Role.ENGINE}
         return out
 
     def call(self, what: Callable[[httpx.Client], httpx.Response]) -> httpx.Response:
